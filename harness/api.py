@@ -1,0 +1,158 @@
+"""The contracts between the harness, workloads and submissions.
+
+A workload is a package under ``workloads/<name>/`` whose ``__init__.py`` exposes
+
+    SPECS: dict[str, WorkloadSpec]     # one per variant: "smoke", "default", "full"
+    WORKLOAD: type[Workload]           # built as WORKLOAD(spec, device)
+    REFERENCE_OPS: dict[str, ReferenceOp]   # optional: ops a submission kernel may replace
+
+A submission is a folder under ``submissions/<name>/`` with ``submission.py`` (plain functions,
+see ``harness.discovery.REQUIRED_FUNCTIONS``), ``search_space.json`` and ``README.md``; an
+optional ``kernels/__init__.py`` exposes ``KERNELS: list[Kernel]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+Direction = Literal["min", "max"]
+
+
+class TrainingComplete(Exception):
+    """Raised by a submission's ``update`` to end the run after one final evaluation."""
+
+
+class ContractError(Exception):
+    """A workload or submission does not follow the contract; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Guard:
+    """Another metric that must also hold for the target to count, e.g. an accuracy floor."""
+
+    metric: str
+    op: Literal[">=", "<="]
+    value: float
+
+    def holds(self, metrics: Mapping[str, float]) -> bool:
+        x = metrics.get(self.metric, math.nan)
+        return bool(x >= self.value) if self.op == ">=" else bool(x <= self.value)
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """Everything that fixes a workload variant: data, target, budget, schedule.
+
+    Workloads subclass this with their own fields; variants are made with
+    ``dataclasses.replace`` so every number lives in one place.
+    """
+
+    name: str
+    variant: str
+    metric: str  # key of the evaluator's result that is compared with ``target``
+    direction: Direction  # "min": lower is better
+    target: float  # on the validation split
+    budget_s: Mapping[str, float]  # training-time budget per device kind: {"cpu": .., "gpu": ..}
+    eval_every_s: float  # evaluate every this many seconds of training time
+    step_hint: int  # steps a typical baseline takes to reach the target (for schedules)
+    eval_samples: int  # evaluation examples (or the cap on them) per evaluation
+    data: str  # where the data comes from, in words
+    guards: tuple[Guard, ...] = ()
+    test_target: float | None = None  # the same target on the test split, for analysis
+    calibration: str = ""  # how target and budget were set
+
+    def meets_target(self, metrics: Mapping[str, float]) -> bool:
+        """True when the primary metric reaches the target and every guard holds."""
+        x = metrics.get(self.metric, math.nan)
+        if not math.isfinite(x):
+            return False
+        ok = x <= self.target if self.direction == "min" else x >= self.target
+        return bool(ok) and all(g.holds(metrics) for g in self.guards)
+
+    def budget_for(self, device_kind: str) -> float:
+        try:
+            return float(self.budget_s[device_kind])
+        except KeyError:
+            raise ContractError(
+                f"{self.name}/{self.variant} has no budget for device kind {device_kind!r}; "
+                f"it has {sorted(self.budget_s)}"
+            ) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["budget_s"] = dict(self.budget_s)
+        return d
+
+
+class Workload:
+    """Base class of a workload instance: spec, device, model, data, loss and evaluator.
+
+    Subclasses implement the methods below. ``evaluate`` is called by the harness only,
+    untimed; submissions never see validation or test data.
+    """
+
+    def __init__(self, spec: WorkloadSpec, device: torch.device):
+        self.spec = spec
+        self.device = device
+
+    # -- model --------------------------------------------------------------------------
+    def init_model(self, rng: torch.Generator) -> torch.nn.Module:
+        raise NotImplementedError
+
+    # -- training data ------------------------------------------------------------------
+    def train_streams(self, batch_size: int, rng: torch.Generator) -> Mapping[str, Iterator]:
+        """Named training-batch iterators; ``"train"`` is the one the runner uses by default."""
+        raise NotImplementedError
+
+    def loss(self, model: torch.nn.Module, batch: Any) -> torch.Tensor:
+        """The workload's default training loss (a scalar tensor)."""
+        raise NotImplementedError
+
+    # -- evaluation (harness only) ------------------------------------------------------
+    def evaluate(self, model: torch.nn.Module, split: str) -> dict[str, float]:
+        """Metrics on ``split`` ("validation" or "test") with the workload's reference code."""
+        raise NotImplementedError
+
+    def synchronize(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+
+@dataclass(frozen=True)
+class ReferenceOp:
+    """A workload operation that a submission kernel may replace, with its parity test.
+
+    ``make_inputs(generator, dtype, device)`` returns positional arguments for ``fn``; inputs
+    that require grad are checked for gradient parity too.
+    """
+
+    fn: Callable[..., torch.Tensor]
+    make_inputs: Callable[[torch.Generator, torch.dtype, torch.device], tuple]
+    tolerances: Mapping[torch.dtype, tuple[float, float]] = field(
+        default_factory=lambda: {torch.float32: (1e-5, 1e-5), torch.float64: (1e-10, 1e-10)}
+    )  # dtype -> (rtol, atol)
+    description: str = ""
+    # maps (output, inputs) to the part that must match, e.g. drops padding slots; the
+    # gradient check backpropagates through the same selection
+    compare: Callable[[torch.Tensor, tuple], torch.Tensor] | None = None
+
+
+def _always(device: torch.device) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """A submission's fast path for one workload reference op (``"<workload>.<op>"``)."""
+
+    name: str
+    replaces: str
+    fn: Callable[..., torch.Tensor]
+    available: Callable[[torch.device], bool] = _always  # can it run on this device now?
+    description: str = ""

@@ -1,0 +1,208 @@
+"""Run records: one directory per trial, written atomically.
+
+    runs/<hw>/<workload>/<variant>/<submission>/study_<s>/trial_<t>/
+        run.json     resolved config, hparams, seed, provenance, status, summary (schema below)
+        evals.jsonl  one flat JSON object per evaluation (schema below)
+        log.txt      the run's log, tracebacks included
+
+run.json keys (schema 1): schema, workload, variant, submission, study, trial, seed, hparams,
+spec (the resolved WorkloadSpec), hardware_class, hardware (fingerprint), git {commit, dirty},
+versions, device, status, reason, started_at, ended_at (ISO 8601 UTC), budget_s,
+metric, direction, target, train_time_s, wall_time_s, eval_time_s, steps, s_per_step,
+time_to_target_s, prev_eval_train_time_s, steps_to_target, evals.
+
+status: "running" | "reached_target" | "budget_exhausted" | "complete" (the submission raised
+TrainingComplete and the target was not met) | "failed" (reason says why).
+
+evals.jsonl rows: eval (index), step, train_time_s, wall_time_s (since the run started),
+eval_time_s (this evaluation), split, met_target, loss (last training loss, if the submission
+reports one) and every metric of the workload's evaluator under its own name.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from collections.abc import Iterable, Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+SCHEMA = 1
+RUN_JSON = "run.json"
+EVALS_JSONL = "evals.jsonl"
+LOG_TXT = "log.txt"
+FINISHED = ("reached_target", "budget_exhausted", "complete", "failed")
+
+
+def utcnow() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write, fsync, rename: readers see the old file or the new one, never a torn one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, float) and x != x:
+        return None  # NaN -> null: strict JSON
+    if isinstance(x, (torch.dtype, torch.device, Path)):
+        return str(x)
+    return x
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, default=_jsonable, allow_nan=False, sort_keys=False)
+
+
+def write_json(path: Path, obj: Mapping[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(_clean(obj), indent=2) + "\n")
+
+
+def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
+    atomic_write_text(path, "".join(json.dumps(_clean(r)) + "\n" for r in rows))
+
+
+def _clean(obj: Any) -> Any:
+    """Replace non-finite floats by None and non-JSON leaves by strings, recursively."""
+    if isinstance(obj, Mapping):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, float):
+        return obj if obj == obj and abs(obj) != float("inf") else None
+    if isinstance(obj, (str, int, bool)) or obj is None:
+        return obj
+    return str(obj)
+
+
+def trial_dir(
+    runs: Path, hw: str, workload: str, variant: str, submission: str, study: int, trial: int
+) -> Path:
+    return Path(runs) / hw / workload / variant / submission / f"study_{study}" / f"trial_{trial}"
+
+
+def read_run(path: Path) -> dict[str, Any]:
+    return json.loads((Path(path) / RUN_JSON).read_text())
+
+
+def is_finished(path: Path) -> bool:
+    try:
+        return read_run(path).get("status") in FINISHED
+    except (OSError, ValueError):
+        return False
+
+
+# -- provenance --------------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+@functools.cache
+def hardware_fingerprint() -> dict[str, Any]:
+    fp: dict[str, Any] = {
+        "cpu": cpu_model(),
+        "cpu_cores": cpu_count(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "gpu": None,
+        "gpu_count": 0,
+    }
+    if torch.cuda.is_available():
+        fp["gpu"] = torch.cuda.get_device_name(0)
+        fp["gpu_count"] = torch.cuda.device_count()
+    try:
+        fp["triton"] = metadata.version("triton")
+    except metadata.PackageNotFoundError:
+        fp["triton"] = None
+    return fp
+
+
+def hardware_class(fp: Mapping[str, Any] | None = None) -> str:
+    """``cpu-<n>core`` on CPU, else a short GPU name with its count (``h100``, ``a100x8``)."""
+    fp = fp or hardware_fingerprint()
+    if fp.get("gpu"):
+        name = str(fp["gpu"]).lower()
+        for key in ("h200", "h100", "a100", "l40s", "l4", "a10", "v100", "t4", "rtx 4090"):
+            if key in name:
+                short = key.replace(" ", "")
+                break
+        else:
+            short = "".join(ch for ch in name if ch.isalnum())[:16]
+        count = int(fp.get("gpu_count") or 1)
+        return short if count == 1 else f"{short}x{count}"
+    return f"cpu-{fp['cpu_cores']}core"
+
+
+def device_kind(hw_class: str) -> str:
+    return "cpu" if hw_class.startswith("cpu-") else "gpu"
+
+
+@functools.cache
+def git_info(root: str) -> dict[str, Any]:
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    try:
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        dirty = None
+    return {"commit": commit, "dirty": dirty}
+
+
+@functools.cache
+def package_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in ("ttr-bench", "torch", "numpy", "scipy", "pandas", "triton", "submitit"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out

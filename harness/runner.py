@@ -1,0 +1,395 @@
+"""The runner: trains one submission on one workload variant, owns the clock, writes the record.
+
+One trial flows as
+
+    setup (off the clock): spec, submission, hparams, kernel parity, workload, model, init
+    loop:   clock starts -> data_selection / next batch -> update -> clock stops
+            budget spent? stop, no evaluation
+            every eval_every_s of training time: prepare_for_eval (on the clock), then
+            evaluate (off the clock) -> evals.jsonl; target met (with guards)? stop
+    finish: a test-split evaluation for analysis, run.json with status and summary
+
+Failures (exceptions, non-finite loss or parameters, out of memory, kernel parity, contract
+errors) end the trial as ``status: failed`` with a reason; the traceback goes to log.txt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import socket
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import torch
+
+from harness import records
+from harness.api import ContractError, TrainingComplete, Workload
+from harness.clock import Clock
+from harness.discovery import Submission, build_workload, get_spec, load_submission
+from harness.kernels import KernelParityError, check_kernels
+from harness.search_space import SearchSpace, SearchSpaceError
+
+log = logging.getLogger("ttr.runner")
+log.setLevel(logging.INFO)  # every run's log.txt gets the progress lines, quiet console or not
+
+# Harness-made training generators are seeded below this, workload evaluation streams at or
+# above it (and below 2^32: torch's CPU generator keeps only a seed's low 32 bits).
+TRAIN_SEED_LIMIT = 2**31
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What to run and where; every field is saved in run.json."""
+
+    workload: str
+    submission: str
+    variant: str = "default"
+    hparams: Mapping[str, Any] = field(default_factory=dict)  # overrides of the defaults
+    seed: int = 0
+    runs: Path = Path("runs")  # root of the records tree
+    study: int = 0
+    trial: int | None = None  # None: the next free trial index of the study
+    device: str | None = None  # None: "cuda" when available, else "cpu"
+    budget_s: float | None = None  # None: the spec's budget for this device kind
+    eval_every_s: float | None = None  # None: the spec's
+    final_test_eval: bool = True  # evaluate the test split once at the end (analysis only)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    status: str
+    reason: str | None
+    summary: dict[str, Any]
+
+
+class TrialFailed(Exception):
+    """Ends a trial as failed with a reason meant for the author."""
+
+
+def derive_seed(seed: int, purpose: str) -> int:
+    digest = hashlib.sha256(f"{seed}:{purpose}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") % TRAIN_SEED_LIMIT
+
+
+def make_generator(seed: int, purpose: str, device: torch.device) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(derive_seed(seed, purpose))
+    return g
+
+
+def next_free_trial(study_dir: Path) -> int:
+    taken = {
+        int(p.name.split("_", 1)[1]) for p in study_dir.glob("trial_*") if p.name[6:].isdigit()
+    }
+    return next(i for i in range(len(taken) + 1) if i not in taken)
+
+
+def run_trial(cfg: RunConfig) -> RunResult:
+    """Run one trial to target, budget or failure; never raises for a submission's fault."""
+    hw = records.hardware_class()
+    name = Path(cfg.submission).name  # a submission may be given as a folder path
+    study_dir = records.trial_dir(
+        cfg.runs, hw, cfg.workload, cfg.variant, name, cfg.study, 0
+    ).parent
+    trial = cfg.trial if cfg.trial is not None else next_free_trial(study_dir)
+    run_dir = study_dir / f"trial_{trial}"
+    if (run_dir / records.RUN_JSON).exists():
+        raise FileExistsError(
+            f"{run_dir} already holds a run; finished results are never overwritten"
+        )
+    return _Trial(cfg, run_dir, hw, trial).run()
+
+
+class _Trial:
+    def __init__(self, cfg: RunConfig, run_dir: Path, hw: str, trial: int):
+        self.cfg, self.run_dir, self.hw, self.trial = cfg, run_dir, hw, trial
+        self.device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.evals: list[dict[str, Any]] = []
+        self.record: dict[str, Any] = {}
+        self.step = 0
+        self.eval_time_s = 0.0
+        self.t_start = time.perf_counter()
+
+    # -- orchestration -------------------------------------------------------------------
+    def run(self) -> RunResult:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        handler = _file_handler(self.run_dir / records.LOG_TXT)
+        log.addHandler(handler)
+        try:
+            self._write_start()
+            status, reason = self._run_guarded()
+            self._finish(status, reason)
+        finally:
+            log.removeHandler(handler)
+            handler.close()
+        return RunResult(self.run_dir, self.record["status"], self.record["reason"], self.record)
+
+    def _run_guarded(self) -> tuple[str, str | None]:
+        try:
+            self._setup()
+            return self._loop()
+        except (TrialFailed, ContractError, SearchSpaceError, KernelParityError) as e:
+            log.error("trial failed: %s", e)
+            return "failed", str(e)
+        except torch.OutOfMemoryError as e:
+            log.error("out of memory:\n%s", traceback.format_exc())
+            return "failed", f"out of memory at step {self.step}: {str(e).splitlines()[0]}"
+        except KeyboardInterrupt:
+            self._finish("failed", f"interrupted at step {self.step}")
+            raise
+        except Exception as e:  # the workload's or the harness's own fault: still a record
+            log.error("internal error:\n%s", traceback.format_exc())
+            return (
+                "failed",
+                f"internal error at step {self.step}: {type(e).__name__}: {e} (see log.txt)",
+            )
+
+    # -- setup (off the clock) -----------------------------------------------------------
+    def _setup(self) -> None:
+        cfg = self.cfg
+        self.spec = get_spec(cfg.workload, cfg.variant)
+        self.sub: Submission = load_submission(cfg.submission)
+        if not self.sub.supports(cfg.workload):
+            raise ContractError(
+                f"submission {cfg.submission!r} supports {list(self.sub.workloads)}, "
+                f"not {cfg.workload!r}"
+            )
+        self.hparams = MappingProxyType(
+            SearchSpace.load(self.sub.search_space_path).resolve(cfg.hparams)
+        )
+        kind = "gpu" if self.device.type == "cuda" else "cpu"
+        self.budget_s = cfg.budget_s if cfg.budget_s is not None else self.spec.budget_for(kind)
+        self.eval_every_s = (
+            cfg.eval_every_s if cfg.eval_every_s is not None else self.spec.eval_every_s
+        )
+        self.record.update(
+            hparams=dict(self.hparams), budget_s=self.budget_s, spec=self.spec.to_dict()
+        )
+        self._write_record()
+        check_kernels(
+            self.sub, self.device, workload=cfg.workload, cache_dir=Path(cfg.runs) / ".parity"
+        )  # raises KernelParityError
+        torch.manual_seed(derive_seed(cfg.seed, "global"))
+        self.workload: Workload = build_workload(self.spec, self.device)
+        self.model = self.workload.init_model(make_generator(cfg.seed, "init", self.device))
+        self.batch_size = int(self._call("get_batch_size", self.workload))
+        self.rng = make_generator(cfg.seed, "update", self.device)
+        self.state = self._call("init", self.workload, self.model, self.hparams, self.rng)
+        self.streams = self.workload.train_streams(
+            self.batch_size, make_generator(cfg.seed, "data", self.device)
+        )
+        self.clock = Clock(self.workload.synchronize)
+        self.train_state: dict[str, Any] = {
+            "train_time_s": 0.0,
+            "budget_s": self.budget_s,
+            "step": 0,
+            "evals": (),
+        }
+        log.info(
+            "setup done: %s/%s %s on %s, budget %.0f s, hparams %s",
+            cfg.workload,
+            cfg.variant,
+            cfg.submission,
+            self.device,
+            self.budget_s,
+            dict(self.hparams),
+        )
+
+    def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        fn = self.sub.fn(name)
+        try:
+            return fn(*args, **kwargs)
+        except (TrainingComplete, KeyboardInterrupt, torch.OutOfMemoryError):
+            raise
+        except Exception as e:
+            log.error("%s raised at step %d:\n%s", name, self.step, traceback.format_exc())
+            raise TrialFailed(f"{name} raised at step {self.step}: {type(e).__name__}: {e}") from e
+
+    # -- the loop ------------------------------------------------------------------------
+    def _loop(self) -> tuple[str, str | None]:
+        select = self.sub.fn("data_selection")
+        wants_ts = self.sub.update_takes_train_state()
+        view = MappingProxyType(self.train_state)
+        extra = {"train_state": view} if wants_ts else {}
+        next_eval_at, done = 0.0, False
+        train = self.streams["train"]
+        while True:
+            self.clock.start()  # clock starts
+            try:
+                batch = (
+                    self._call(
+                        "data_selection",
+                        self.workload,
+                        self.streams,
+                        self.state,
+                        self.step,
+                        self.rng,
+                    )
+                    if select
+                    else next(train)
+                )
+                self.state = self._call(
+                    "update",
+                    self.workload,
+                    self.model,
+                    self.state,
+                    batch,
+                    self.hparams,
+                    self.step,
+                    self.rng,
+                    **extra,
+                )
+            except TrainingComplete:
+                done = True
+            finally:
+                self.clock.stop()  # clock stops
+            self.step += 1
+            self.train_state.update(train_time_s=self.clock.elapsed_s, step=self.step)
+            if self.clock.elapsed_s >= self.budget_s:
+                return "budget_exhausted", None  # no evaluation once the budget is spent
+            if done or self.clock.elapsed_s >= next_eval_at:
+                met = self._evaluate()
+                if met:
+                    return "reached_target", None
+                if done:
+                    return "complete", "the submission ended training before reaching the target"
+                next_eval_at = self.clock.elapsed_s + self.eval_every_s
+
+    def _evaluate(self) -> bool:
+        prepare = self.sub.fn("prepare_for_eval")
+        model = self.model
+        if prepare:
+            self.clock.start()  # clock starts: preparing the model is the submission's work
+            try:
+                model = self._call("prepare_for_eval", self.workload, self.model, self.state)
+            finally:
+                self.clock.stop()  # clock stops
+        self.eval_model = model
+        t0 = time.perf_counter()
+        loss = self._check_finite(model)
+        with torch.no_grad():
+            metrics = self.workload.evaluate(model, "validation")
+        dt = time.perf_counter() - t0
+        self.eval_time_s += dt
+        met = self.spec.meets_target(metrics)
+        row = {
+            "eval": len(self.evals),
+            "step": self.step,
+            "train_time_s": self.clock.elapsed_s,
+            "wall_time_s": time.perf_counter() - self.t_start,
+            "eval_time_s": dt,
+            "split": "validation",
+            "met_target": met,
+            "loss": loss,
+            **metrics,
+        }
+        self.evals.append(row)
+        self.train_state["evals"] = tuple(MappingProxyType(r) for r in self.evals)
+        records.write_jsonl(self.run_dir / records.EVALS_JSONL, self.evals)
+        log.info(
+            "eval %d: step %d, train %.1f s, %s = %.4g (target %.4g)%s",
+            row["eval"],
+            self.step,
+            self.clock.elapsed_s,
+            self.spec.metric,
+            metrics.get(self.spec.metric, math.nan),
+            self.spec.target,
+            ", target met" if met else "",
+        )
+        if met:
+            prev = self.evals[-2]["train_time_s"] if len(self.evals) > 1 else 0.0
+            self.record.update(
+                time_to_target_s=self.clock.elapsed_s,
+                prev_eval_train_time_s=prev,
+                steps_to_target=self.step,
+            )
+        self._write_record()
+        return met
+
+    def _check_finite(self, model: torch.nn.Module) -> float | None:
+        """The submission's last loss (``state["loss"]``, if it reports one) and the parameters
+        must be finite; checked at each evaluation so the hot loop never synchronizes."""
+        raw = self.state.get("loss") if isinstance(self.state, Mapping) else None
+        loss = float(raw) if raw is not None else None
+        if loss is not None and not math.isfinite(loss):
+            raise TrialFailed(f"non-finite loss ({loss}) by step {self.step}")
+        for name, p in model.named_parameters():
+            if not torch.isfinite(p).all():
+                raise TrialFailed(f"non-finite parameter {name!r} by step {self.step}")
+        return loss
+
+    # -- records -------------------------------------------------------------------------
+    def _write_start(self) -> None:
+        cfg = self.cfg
+        root = str(Path(__file__).resolve().parent.parent)
+        self.record.update(
+            schema=records.SCHEMA,
+            workload=cfg.workload,
+            variant=cfg.variant,
+            submission=Path(cfg.submission).name,
+            study=cfg.study,
+            trial=self.trial,
+            seed=cfg.seed,
+            hparams=dict(cfg.hparams),
+            config={k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
+            hardware_class=self.hw,
+            hardware=records.hardware_fingerprint(),
+            git=records.git_info(root),
+            versions=records.package_versions(),
+            device=str(self.device),
+            status="running",
+            reason=None,
+            started_at=records.utcnow(),
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            ended_at=None,
+            time_to_target_s=None,
+            prev_eval_train_time_s=None,
+            steps_to_target=None,
+        )
+        self._write_record()
+
+    def _write_record(self) -> None:
+        clock = getattr(self, "clock", None)
+        train_s = clock.elapsed_s if clock else 0.0
+        spec = getattr(self, "spec", None)
+        self.record.update(
+            metric=spec.metric if spec else None,
+            direction=spec.direction if spec else None,
+            target=spec.target if spec else None,
+            train_time_s=train_s,
+            wall_time_s=time.perf_counter() - self.t_start,
+            eval_time_s=self.eval_time_s,
+            steps=self.step,
+            s_per_step=train_s / self.step if self.step else None,
+            evals=len(self.evals),
+        )
+        records.write_json(self.run_dir / records.RUN_JSON, self.record)
+
+    def _finish(self, status: str, reason: str | None) -> None:
+        if status != "failed" and self.cfg.final_test_eval:
+            try:
+                with torch.no_grad():
+                    model = getattr(self, "eval_model", self.model)
+                    self.record["test_metrics"] = self.workload.evaluate(model, "test")
+            except Exception as e:  # analysis only: never fails a finished trial
+                log.error("test evaluation failed:\n%s", traceback.format_exc())
+                self.record["test_metrics"] = {"error": f"{type(e).__name__}: {e}"}
+        self.record.update(status=status, reason=reason, ended_at=records.utcnow())
+        self._write_record()
+        log.info("finished: %s%s -> %s", status, f" ({reason})" if reason else "", self.run_dir)
+
+
+def _file_handler(path: Path) -> logging.Handler:
+    h = logging.FileHandler(path)
+    h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    return h
