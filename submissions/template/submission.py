@@ -1,0 +1,50 @@
+"""Template: copy this folder to ``submissions/<your_method>/`` and edit.
+
+The harness calls these plain functions (optional ones are found by name or signature):
+
+    get_batch_size(workload) -> int
+    init(workload, model, hparams, rng) -> state                        untimed
+    update(workload, model, state, batch, hparams, step, rng) -> state  one step; timed
+    data_selection(workload, streams, state, step, rng) -> batch        optional; timed
+    prepare_for_eval(workload, model, state) -> model                   optional; timed
+
+``hparams`` is a read-only mapping resolved from ``search_space.json``; ``rng`` is a
+``torch.Generator`` on the workload's device. Add a keyword ``train_state`` to ``update`` to get a
+read-only mapping (train_time_s, budget_s, step, evals) for time-based schedules. Put the last
+loss in ``state["loss"]`` (a dict state) so the runner can stop a run whose loss is not finite.
+Raise ``harness.api.TrainingComplete`` to end training early. Models with constrained
+parameters (the ldpc decoder's weights live in [0, 2]) have ``project_()``: call it after each
+optimizer step. You never see validation or test data, and the clock is not yours to touch.
+
+This template is plain Adam on the workload's default loss, with a linear warmup.
+"""
+
+from __future__ import annotations
+
+import torch
+
+WORKLOADS = ("ldpc",)  # the workloads this method supports; delete the line for all of them
+
+
+def get_batch_size(workload) -> int:
+    return 128
+
+
+def init(workload, model, hparams, rng):
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=hparams["lr"])
+    warmup = max(1, int(hparams["warmup_frac"] * workload.spec.step_hint))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warmup))
+    return {"opt": opt, "sched": sched, "loss": None}
+
+
+def update(workload, model, state, batch, hparams, step, rng):
+    loss = workload.loss(model, batch)
+    state["opt"].zero_grad(set_to_none=True)
+    loss.backward()
+    state["opt"].step()
+    state["sched"].step()
+    if hasattr(model, "project_"):
+        model.project_()
+    state["loss"] = loss.detach()  # read by the runner at evaluations, never synchronized here
+    return state

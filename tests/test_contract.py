@@ -1,0 +1,72 @@
+"""Every workload x submission pair found by folder runs on its smoke variant and writes a
+complete record; every submission passes ``ttr check``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness import discovery, records
+from harness.check import check_submission
+from harness.runner import RunConfig, run_trial
+
+PAIRS = [
+    (w, s)
+    for w in discovery.workload_names()
+    for s in discovery.submission_names()
+    if discovery.load_submission(s).supports(w)
+]
+RUN_KEYS = {
+    "schema",
+    "workload",
+    "variant",
+    "submission",
+    "seed",
+    "hparams",
+    "spec",
+    "hardware_class",
+    "hardware",
+    "git",
+    "versions",
+    "status",
+    "reason",
+    "train_time_s",
+    "steps",
+    "s_per_step",
+    "time_to_target_s",
+    "prev_eval_train_time_s",
+    "steps_to_target",
+    "budget_s",
+    "target",
+}
+
+
+def test_something_is_discovered():
+    assert "ldpc" in discovery.workload_names()
+    assert {"nms_baseline", "boosted_nms"} <= set(discovery.submission_names())
+    assert "template" not in discovery.submission_names()  # template folders are skipped
+
+
+@pytest.mark.parametrize("workload,submission", PAIRS)
+def test_smoke_run_writes_a_complete_record(workload, submission, tmp_path):
+    res = run_trial(
+        RunConfig(workload=workload, submission=submission, variant="smoke", runs=tmp_path)
+    )
+    assert res.status != "failed", f"{submission} on {workload}/smoke failed: {res.reason}"
+    run = json.loads((res.run_dir / records.RUN_JSON).read_text())
+    assert RUN_KEYS <= set(run), f"run.json lacks {sorted(RUN_KEYS - set(run))}"
+    assert run["git"]["commit"] is None or len(run["git"]["commit"]) == 40
+    rows = [
+        json.loads(line) for line in (res.run_dir / records.EVALS_JSONL).read_text().splitlines()
+    ]
+    assert rows, "no evaluation was recorded"
+    assert all(r["train_time_s"] < run["budget_s"] for r in rows), "evaluated after the budget"
+    if run["status"] == "reached_target":
+        assert rows[-1]["met_target"] and run["time_to_target_s"] == rows[-1]["train_time_s"]
+        assert run["prev_eval_train_time_s"] <= run["time_to_target_s"]
+
+
+@pytest.mark.parametrize("submission", discovery.submission_names())
+def test_ttr_check_passes(submission, capsys):
+    assert check_submission(submission), capsys.readouterr().out
