@@ -1,0 +1,147 @@
+"""Sweeps: workloads x submissions x studies x trials, expanded from saved trial plans.
+
+A sweep is re-runnable: a trial whose record is finished is skipped, never rerun or rewritten.
+A trial left ``running`` by a process that died is moved aside (kept as evidence, renamed
+``trial_<t>.interrupted-<time>``) and run again.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import discovery, records
+from harness.runner import RunConfig, RunResult, run_trial
+from harness.search_space import SearchSpace
+from harness.tuning import load_or_make_plan
+
+log = logging.getLogger("ttr.sweep")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One trial of a sweep: everything ``run_trial`` needs, picklable for executors."""
+
+    workload: str
+    variant: str
+    submission: str
+    study: int
+    trial: int
+    seed: int
+    hparams: dict[str, Any] = field(default_factory=dict)
+    budget_s: float | None = None  # None: the spec's (self-tuning plans multiply it)
+    runs: Path = Path("runs")
+
+    def config(self) -> RunConfig:
+        return RunConfig(
+            workload=self.workload,
+            submission=self.submission,
+            variant=self.variant,
+            hparams=self.hparams,
+            seed=self.seed,
+            runs=self.runs,
+            study=self.study,
+            trial=self.trial,
+            budget_s=self.budget_s,
+        )
+
+    def run_dir(self, hw: str) -> Path:
+        return records.trial_dir(
+            self.runs, hw, self.workload, self.variant, self.submission, self.study, self.trial
+        )
+
+    @property
+    def label(self) -> str:
+        where = f"{self.workload}/{self.variant} {self.submission}"
+        return f"{where} study {self.study} trial {self.trial}"
+
+
+def plan_jobs(
+    runs: Path,
+    workloads: Iterable[str] | None = None,
+    submissions: Iterable[str] | None = None,
+    variant: str = "default",
+    studies: int = 3,
+    trials: int = 5,
+    seed: int = 0,
+    self_tuning: bool = False,
+) -> list[Job]:
+    """Every trial of the sweep; each (workload, submission) plan is saved before any runs."""
+    hw = records.hardware_class()
+    jobs = []
+    for w in workloads or discovery.workload_names():
+        spec = discovery.get_spec(w, variant)
+        for s in submissions or discovery.submission_names():
+            sub = discovery.load_submission(s)
+            if not sub.supports(w):
+                continue
+            space = SearchSpace.load(sub.search_space_path)
+            plan_path = (
+                records.trial_dir(runs, hw, w, variant, sub.name, 0, 0).parents[1] / "plan.json"
+            )
+            plan = load_or_make_plan(plan_path, space, studies, trials, seed, self_tuning)
+            budget = None
+            if plan.budget_multiplier != 1.0:
+                budget = spec.budget_for(records.device_kind(hw)) * plan.budget_multiplier
+            for p in plan.points:
+                jobs.append(
+                    Job(
+                        w,
+                        variant,
+                        sub.name,
+                        p.study,
+                        p.trial,
+                        p.seed,
+                        dict(p.hparams),
+                        budget,
+                        Path(runs),
+                    )
+                )
+    return jobs
+
+
+def _alive_here(run_dir: Path) -> bool:
+    """Is the process that wrote this record still running on this host?"""
+    try:
+        run = records.read_run(run_dir)
+    except (OSError, ValueError):
+        return False
+    if run.get("host") != socket.gethostname() or not run.get("pid"):
+        return False
+    try:
+        os.kill(int(run["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return int(run["pid"]) != os.getpid()
+
+
+def split_pending(jobs: list[Job]) -> tuple[list[Job], list[Job]]:
+    """(to run, finished or running elsewhere). Trials left unfinished by a dead process are
+    moved aside and rerun; one whose process is still alive on this host is left alone."""
+    hw = records.hardware_class()
+    todo, done = [], []
+    for job in jobs:
+        d = job.run_dir(hw)
+        if records.is_finished(d) or _alive_here(d):
+            done.append(job)
+            continue
+        if d.exists():
+            stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+            aside = d.with_name(f"{d.name}.interrupted-{stamp}")
+            d.rename(aside)
+            log.warning("%s: unfinished record moved aside to %s", job.label, aside)
+        todo.append(job)
+    return todo, done
+
+
+def run_job(job: Job) -> RunResult:
+    """Run one job in this process (the body of every executor)."""
+    return run_trial(job.config())
