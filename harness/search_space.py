@@ -45,7 +45,9 @@ class Param:
         if self.points is not None:
             return self.points[min(int(u * len(self.points)), len(self.points) - 1)]
         assert self.low is not None and self.high is not None
-        if self.scaling == "log":
+        if u in (0.0, 1.0):
+            x = self.low if u == 0.0 else self.high  # exact ends, no exp(log(x)) rounding
+        elif self.scaling == "log":
             x = math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
         else:
             x = self.low + u * (self.high - self.low)
@@ -174,10 +176,17 @@ class SearchSpace:
         return {p.name: p.from_unit(x) for p, x in zip(self.params, u, strict=True)}
 
     def resolve(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
-        """Defaults with ``overrides`` applied; an unknown name fails with the valid ones."""
+        """Defaults with ``overrides`` applied; an unknown name, or a value outside the space,
+        fails with the valid ones."""
         unknown = set(overrides) - set(self.names)
         if unknown:
             raise SearchSpaceError(
                 f"{self.source}: unknown hyperparameters {sorted(unknown)}; valid: {self.names}"
             )
+        by_name = {p.name: p for p in self.params}
+        for name, value in overrides.items():
+            if why := by_name[name].check(value):
+                raise SearchSpaceError(
+                    f"{self.source}: {name}: {why}; widen search_space.json to try it"
+                )
         return {**self.defaults(), **overrides}

@@ -23,6 +23,9 @@ from .kernels import KERNELS
 WORKLOADS = ("ldpc",)
 BATCH_SIZE = {"smoke": 64, "default": 128, "full": 512}  # frames per step
 COLLECT_CHUNK = 512  # frames decoded per collection round
+# Check-node op: "auto" (Triton on a GPU, the workload's op on a CPU), "reference", or a kernel
+# name from kernels/. Not a hyperparameter: it changes speed, never the function computed.
+KERNEL = "auto"
 
 
 def get_batch_size(workload) -> int:
@@ -48,7 +51,7 @@ def pick_kernel(choice: str, device: torch.device):
 
 
 def init(workload, model, hparams, rng):
-    if (fn := pick_kernel(hparams["kernel"], workload.device)) is not None:
+    if (fn := pick_kernel(KERNEL, workload.device)) is not None:
         model.cn_update = fn  # parity-checked by the runner before the run starts
     L = model.iterations
     post = max(1, min(int(hparams["post_iters"]), L // 2))
