@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -156,7 +157,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     rows = []
     for i, job in enumerate(todo, 1):
         print(f"\n[{i}/{len(todo)}] {job.label}  hparams {job.hparams}", flush=True)
-        res = run_job(job)
+        res = run_job(dataclasses.replace(job, final_test_eval=False))  # keep the main job short
         rows.append(res.summary)
         print(f"   -> {res.status}{': ' + res.reason if res.reason else ''}", flush=True)
     if rows:
@@ -168,6 +169,66 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(f"\nrun records: {runs.resolve()}")
     print(f"leaderboard: {rep.readme.resolve()}")
     print(f"       html: {rep.html.resolve()}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Expand the plan, skip finished trials, submit the rest, wait with a deadline."""
+    from harness.executors import SlurmOptions, submit, wait
+    from harness.status import format_status, sweep_status
+    from harness.sweep import plan_jobs, split_pending
+
+    runs = Path(args.runs)
+    opts = SlurmOptions.load(
+        slurm_partition=args.partition,
+        gpus_per_node=args.gpus,
+        cpus_per_task=args.cpus,
+        mem_gb=args.mem_gb,
+        timeout_min=args.timeout_min,
+        slurm_array_parallelism=args.parallelism,
+        slurm_max_num_timeout=args.max_timeouts,
+    )
+    jobs = plan_jobs(
+        runs,
+        args.workloads,
+        args.submissions,
+        args.variant,
+        args.studies,
+        args.trials,
+        args.seed,
+        args.self_tuning,
+    )
+    todo, done = split_pending(jobs)
+    print(
+        f"{len(jobs)} trials: {len(done)} finished (skipped), {len(todo)} to run "
+        f"with the {args.executor} executor",
+        flush=True,
+    )
+    folder = Path(args.folder) if args.folder else runs / ".submitit"
+    handles = submit(todo, args.executor, folder, opts)
+    left = wait(handles, args.executor, folder, opts, args.deadline_min * 60, _progress)
+    print(file=sys.stderr)
+    print(format_status(sweep_status(runs)))
+    if left:
+        print(
+            f"deadline reached: {len(left)} jobs still queued or running "
+            f"(they go on; `ttr status --runs {runs}` follows them)"
+        )
+    print(f"run records: {runs.resolve()}")
+    return 1 if left else 0
+
+
+def _progress(done: int, total: int, running: int) -> None:
+    width = 30
+    filled = int(width * done / total) if total else width
+    bar = "#" * filled + "." * (width - filled)
+    print(f"\r[{bar}] {done}/{total} done, {running} running", end="", file=sys.stderr, flush=True)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from harness.status import format_status, sweep_status
+
+    print(format_status(sweep_status(Path(args.runs))))
     return 0
 
 
@@ -224,6 +285,32 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("submission")
     c.add_argument("--no-step", action="store_true", help="skip the one-step smoke call")
     c.set_defaults(fn=cmd_check)
+
+    sw = sub.add_parser("sweep", help="workloads x submissions x studies x trials via submitit")
+    sw.add_argument("--executor", required=True, choices=["local", "debug", "slurm"])
+    sw.add_argument("--workloads", nargs="*", default=None, help="default: all")
+    sw.add_argument("--submissions", nargs="*", default=None, help="default: all")
+    sw.add_argument("--variant", default="default")
+    sw.add_argument("--studies", type=int, default=3)
+    sw.add_argument("--trials", type=int, default=5)
+    sw.add_argument("--seed", type=int, default=0, help="seed of the trial plans")
+    sw.add_argument("--self-tuning", action="store_true", help="defaults only, 3x budget")
+    sw.add_argument("--runs", default="runs")
+    sw.add_argument("--folder", default=None, help="submitit logs (default <runs>/.submitit)")
+    sw.add_argument("--deadline-min", type=float, default=24 * 60, help="stop waiting after")
+    sl = sw.add_argument_group("SLURM (defaults: slurm/defaults.json)")
+    sl.add_argument("--partition", default=None)
+    sl.add_argument("--gpus", type=int, default=None, help="GPUs per node")
+    sl.add_argument("--cpus", type=int, default=None, help="CPUs per task")
+    sl.add_argument("--mem-gb", type=float, default=None)
+    sl.add_argument("--timeout-min", type=int, default=None, help="time limit per job")
+    sl.add_argument("--parallelism", type=int, default=None, help="array parallelism cap")
+    sl.add_argument("--max-timeouts", type=int, default=None, help="requeues on timeout")
+    sw.set_defaults(fn=cmd_sweep)
+
+    st = sub.add_parser("status", help="done / running / failed / pending, with reasons")
+    st.add_argument("--runs", default="runs")
+    st.set_defaults(fn=cmd_status)
 
     co = sub.add_parser("collect", help="gather every run into one parquet file")
     co.add_argument("--runs", default="runs")

@@ -27,6 +27,12 @@ class Clock:
         self._sync()
         self._t0 = time.perf_counter()
 
+    def now_s(self) -> float:
+        """Training time so far, including a running segment; no synchronize (an estimate for
+        a preempted run's lost time, never a measurement)."""
+        extra = time.perf_counter() - self._t0 if self._t0 is not None else 0.0
+        return self.elapsed_s + extra
+
     def stop(self) -> float:
         """Stop the segment; returns its length in seconds."""
         assert self._t0 is not None, "clock not running"

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from harness import records
+from harness import checkpoint, records
 from harness.api import ContractError, TrainingComplete, Workload
 from harness.clock import Clock
 from harness.discovery import Submission, build_workload, get_spec, load_submission
@@ -61,6 +61,7 @@ class RunConfig:
     budget_s: float | None = None  # None: the spec's budget for this device kind
     eval_every_s: float | None = None  # None: the spec's
     final_test_eval: bool = True  # evaluate the test split once at the end (analysis only)
+    checkpoint: bool = True  # checkpoint at every evaluation, so a requeued job resumes
 
 
 @dataclass
@@ -93,8 +94,23 @@ def next_free_trial(study_dir: Path) -> int:
     return next(i for i in range(len(taken) + 1) if i not in taken)
 
 
+HEARTBEAT_S = 10.0  # wall seconds between run.json updates inside the loop (off the clock)
+_ACTIVE: list[_Trial] = []  # the trial this process is running, for note_preemption()
+
+
+def note_preemption(reason: str = "preempted") -> None:
+    """Record that this process is being preempted (called from a job's signal handler): the
+    training time since the last checkpoint is lost work, counted as wasted, not as training."""
+    for trial in _ACTIVE:
+        trial.record.update(status="preempted", reason=reason)
+        trial._write_record(train_s=trial.clock.now_s() if hasattr(trial, "clock") else 0.0)
+
+
 def run_trial(cfg: RunConfig) -> RunResult:
-    """Run one trial to target, budget or failure; never raises for a submission's fault."""
+    """Run one trial to target, budget or failure; never raises for a submission's fault.
+
+    A trial directory with an unfinished record resumes from its checkpoint (or starts over
+    when it has none); a finished one is never touched."""
     hw = records.hardware_class()
     name = Path(cfg.submission).name  # a submission may be given as a folder path
     study_dir = records.trial_dir(
@@ -102,16 +118,21 @@ def run_trial(cfg: RunConfig) -> RunResult:
     ).parent
     trial = cfg.trial if cfg.trial is not None else next_free_trial(study_dir)
     run_dir = study_dir / f"trial_{trial}"
+    previous = None
     if (run_dir / records.RUN_JSON).exists():
-        raise FileExistsError(
-            f"{run_dir} already holds a run; finished results are never overwritten"
-        )
-    return _Trial(cfg, run_dir, hw, trial).run()
+        if records.is_finished(run_dir):
+            raise FileExistsError(
+                f"{run_dir} already holds a finished run; finished results are never overwritten"
+            )
+        previous = records.read_run(run_dir)
+    return _Trial(cfg, run_dir, hw, trial, previous).run()
 
 
 class _Trial:
-    def __init__(self, cfg: RunConfig, run_dir: Path, hw: str, trial: int):
+    def __init__(self, cfg: RunConfig, run_dir: Path, hw: str, trial: int, previous=None):
         self.cfg, self.run_dir, self.hw, self.trial = cfg, run_dir, hw, trial
+        self.previous: dict[str, Any] | None = previous  # an unfinished record to go on from
+        self.wall_before_s = float((previous or {}).get("wall_time_s") or 0.0)
         self.device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.evals: list[dict[str, Any]] = []
         self.record: dict[str, Any] = {}
@@ -124,11 +145,13 @@ class _Trial:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         handler = _file_handler(self.run_dir / records.LOG_TXT)
         log.addHandler(handler)
+        _ACTIVE.append(self)
         try:
             self._write_start()
             status, reason = self._run_guarded()
             self._finish(status, reason)
         finally:
+            _ACTIVE.remove(self)
             log.removeHandler(handler)
             handler.close()
         return RunResult(self.run_dir, self.record["status"], self.record["reason"], self.record)
@@ -184,15 +207,16 @@ class _Trial:
         self.batch_size = int(self._call("get_batch_size", self.workload))
         self.rng = make_generator(cfg.seed, "update", self.device)
         self.state = self._call("init", self.workload, self.model, self.hparams, self.rng)
-        self.streams = self.workload.train_streams(
-            self.batch_size, make_generator(cfg.seed, "data", self.device)
-        )
+        self.data_rng = make_generator(cfg.seed, "data", self.device)
+        self.streams = self.workload.train_streams(self.batch_size, self.data_rng)
         self.clock = Clock(self.workload.synchronize)
+        self.next_eval_at = 0.0
+        self._resume()
         self.train_state: dict[str, Any] = {
-            "train_time_s": 0.0,
+            "train_time_s": self.clock.elapsed_s,
             "budget_s": self.budget_s,
-            "step": 0,
-            "evals": (),
+            "step": self.step,
+            "evals": tuple(MappingProxyType(r) for r in self.evals),
         }
         log.info(
             "setup done: %s/%s %s on %s, budget %.0f s, hparams %s",
@@ -220,8 +244,9 @@ class _Trial:
         wants_ts = self.sub.update_takes_train_state()
         view = MappingProxyType(self.train_state)
         extra = {"train_state": view} if wants_ts else {}
-        next_eval_at, done = 0.0, False
+        done = False
         train = self.streams["train"]
+        beat = time.perf_counter()
         while True:
             self.clock.start()  # clock starts
             try:
@@ -256,13 +281,17 @@ class _Trial:
             self.train_state.update(train_time_s=self.clock.elapsed_s, step=self.step)
             if self.clock.elapsed_s >= self.budget_s:
                 return "budget_exhausted", None  # no evaluation once the budget is spent
-            if done or self.clock.elapsed_s >= next_eval_at:
+            if done or self.clock.elapsed_s >= self.next_eval_at:
                 met = self._evaluate()
                 if met:
                     return "reached_target", None
                 if done:
                     return "complete", "the submission ended training before reaching the target"
-                next_eval_at = self.clock.elapsed_s + self.eval_every_s
+                self.next_eval_at = self.clock.elapsed_s + self.eval_every_s
+                self._checkpoint()
+            elif time.perf_counter() - beat > HEARTBEAT_S:  # lets a preempted run's loss show
+                self._write_record()
+                beat = time.perf_counter()
 
     def _evaluate(self) -> bool:
         prepare = self.sub.fn("prepare_for_eval")
@@ -315,6 +344,66 @@ class _Trial:
         self._write_record()
         return met
 
+    def _generators(self) -> dict[str, torch.Generator]:
+        return {"update": self.rng, "data": self.data_rng}
+
+    def _resume(self) -> None:
+        """Go on from the checkpoint of an earlier attempt; what it trained after that
+        checkpoint is lost work, recorded as wasted training time, never as training time."""
+        ckpt = checkpoint.load(self.run_dir, self.device) if self.previous else None
+        resume_s = 0.0
+        if ckpt is not None:
+            self.model, self.state = ckpt["model"], ckpt["state"]
+            checkpoint.restore_generators(self._generators(), ckpt["rng"])
+            self.clock.elapsed_s, self.step = ckpt["train_time_s"], ckpt["step"]
+            self.evals, self.eval_time_s = ckpt["evals"], ckpt["eval_time_s"]
+            self.next_eval_at = ckpt["next_eval_at"]
+            resume_s = self.clock.elapsed_s
+            log.info(
+                "resumed from the checkpoint at step %d, %.1f s of training", self.step, resume_s
+            )
+        elif self.previous:
+            log.info("no checkpoint from the earlier attempt: starting over")
+        if self.previous:
+            lost = max(0.0, float(self.previous.get("train_time_s") or 0.0) - resume_s)
+            self.record["wasted_train_s"] += lost
+            if self.record["segments"]:
+                self.record["segments"][-1]["lost_train_s"] = lost
+        self.record["segments"].append(
+            {
+                "attempt": self.record["attempts"],
+                "start_train_s": resume_s,
+                "end_train_s": resume_s,
+                "lost_train_s": 0.0,
+            }
+        )
+
+    def _checkpoint(self) -> None:
+        """Off the clock, after an evaluation: everything needed to go on from here."""
+        if not self.cfg.checkpoint:
+            return
+        payload = {
+            "model": self.model,
+            "state": self.state,
+            "step": self.step,
+            "train_time_s": self.clock.elapsed_s,
+            "next_eval_at": self.next_eval_at,
+            "evals": self.evals,
+            "eval_time_s": self.eval_time_s,
+            "rng": checkpoint.generator_states(self._generators()),
+        }
+        t0 = time.perf_counter()
+        error = checkpoint.save(self.run_dir, payload)
+        self.record["checkpoint_s"] = (
+            self.record.get("checkpoint_s", 0.0) + time.perf_counter() - t0
+        )
+        if error:
+            self.record["checkpoint_error"] = error
+            log.warning("checkpoint skipped (the run cannot resume): %s", error)
+            return
+        self.record["segments"][-1]["end_train_s"] = self.clock.elapsed_s
+        self._write_record()
+
     def _check_finite(self, model: torch.nn.Module) -> float | None:
         """The submission's last loss (``state["loss"]``, if it reports one) and the parameters
         must be finite; checked at each evaluation so the hot loop never synchronizes."""
@@ -355,19 +444,31 @@ class _Trial:
             time_to_target_s=None,
             prev_eval_train_time_s=None,
             steps_to_target=None,
+            attempts=1,
+            segments=[],
+            wasted_train_s=0.0,
         )
+        if self.previous:  # a requeued or restarted attempt: keep its history
+            prev = self.previous
+            self.record.update(
+                started_at=prev.get("started_at", self.record["started_at"]),
+                attempts=int(prev.get("attempts") or 1) + 1,
+                segments=list(prev.get("segments") or []),
+                wasted_train_s=float(prev.get("wasted_train_s") or 0.0),
+            )
         self._write_record()
 
-    def _write_record(self) -> None:
+    def _write_record(self, train_s: float | None = None) -> None:
         clock = getattr(self, "clock", None)
-        train_s = clock.elapsed_s if clock else 0.0
+        if train_s is None:
+            train_s = clock.elapsed_s if clock else 0.0
         spec = getattr(self, "spec", None)
         self.record.update(
             metric=spec.metric if spec else None,
             direction=spec.direction if spec else None,
             target=spec.target if spec else None,
             train_time_s=train_s,
-            wall_time_s=time.perf_counter() - self.t_start,
+            wall_time_s=self.wall_before_s + time.perf_counter() - self.t_start,
             eval_time_s=self.eval_time_s,
             steps=self.step,
             s_per_step=train_s / self.step if self.step else None,
@@ -384,6 +485,8 @@ class _Trial:
             except Exception as e:  # analysis only: never fails a finished trial
                 log.error("test evaluation failed:\n%s", traceback.format_exc())
                 self.record["test_metrics"] = {"error": f"{type(e).__name__}: {e}"}
+        if self.record["segments"] and hasattr(self, "clock"):
+            self.record["segments"][-1]["end_train_s"] = self.clock.elapsed_s
         self.record.update(status=status, reason=reason, ended_at=records.utcnow())
         self._write_record()
         log.info("finished: %s%s -> %s", status, f" ({reason})" if reason else "", self.run_dir)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import discovery, records
+from harness import checkpoint, discovery, records
 from harness.runner import RunConfig, RunResult, run_trial
 from harness.search_space import SearchSpace
 from harness.tuning import load_or_make_plan
@@ -30,13 +30,14 @@ class Job:
 
     workload: str
     variant: str
-    submission: str
+    submission: str  # a name under submissions/, or a folder path
     study: int
     trial: int
     seed: int
     hparams: dict[str, Any] = field(default_factory=dict)
     budget_s: float | None = None  # None: the spec's (self-tuning plans multiply it)
     runs: Path = Path("runs")
+    final_test_eval: bool = True  # the analysis-only test evaluation at the end
 
     def config(self) -> RunConfig:
         return RunConfig(
@@ -49,16 +50,18 @@ class Job:
             study=self.study,
             trial=self.trial,
             budget_s=self.budget_s,
+            final_test_eval=self.final_test_eval,
         )
 
     def run_dir(self, hw: str) -> Path:
+        name = Path(self.submission).name
         return records.trial_dir(
-            self.runs, hw, self.workload, self.variant, self.submission, self.study, self.trial
+            self.runs, hw, self.workload, self.variant, name, self.study, self.trial
         )
 
     @property
     def label(self) -> str:
-        where = f"{self.workload}/{self.variant} {self.submission}"
+        where = f"{self.workload}/{self.variant} {Path(self.submission).name}"
         return f"{where} study {self.study} trial {self.trial}"
 
 
@@ -94,7 +97,7 @@ def plan_jobs(
                     Job(
                         w,
                         variant,
-                        sub.name,
+                        s,
                         p.study,
                         p.trial,
                         p.seed,
@@ -124,8 +127,9 @@ def _alive_here(run_dir: Path) -> bool:
 
 
 def split_pending(jobs: list[Job]) -> tuple[list[Job], list[Job]]:
-    """(to run, finished or running elsewhere). Trials left unfinished by a dead process are
-    moved aside and rerun; one whose process is still alive on this host is left alone."""
+    """(to run, finished or running elsewhere). A trial left unfinished by a dead process
+    resumes from its checkpoint, or, without one, is moved aside and rerun; one whose process
+    is still alive on this host is left alone."""
     hw = records.hardware_class()
     todo, done = [], []
     for job in jobs:
@@ -133,7 +137,7 @@ def split_pending(jobs: list[Job]) -> tuple[list[Job], list[Job]]:
         if records.is_finished(d) or _alive_here(d):
             done.append(job)
             continue
-        if d.exists():
+        if d.exists() and not checkpoint.path_for(d).is_file():
             stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
             aside = d.with_name(f"{d.name}.interrupted-{stamp}")
             d.rename(aside)

@@ -1,0 +1,163 @@
+"""Running sweep jobs through submitit: ``debug`` (in this process), ``local`` (one subprocess
+per job, at most ``parallelism`` at a time) or ``slurm`` (one job array per distinct resource
+request). The executor is always named explicitly: submitit's AutoExecutor would pick SLURM
+whenever ``srun`` is on the PATH (SLURM.md).
+
+Every job is a ``TrialJob``: checkpointable, so a preempted or timed-out SLURM job is requeued
+and the runner resumes it from its last checkpoint. A job that ends without finishing its
+record (scancel, a node-side crash, too many timeouts) gets ``status: failed`` with the reason;
+a finished record is never rewritten.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import submitit
+from submitit.helpers import Checkpointable, DelayedSubmission
+
+from harness import records
+from harness.discovery import repo_root
+from harness.runner import note_preemption
+from harness.sweep import Job, run_job
+
+EXECUTORS = ("debug", "local", "slurm")
+POLL_S = 2.0
+
+
+@dataclass
+class SlurmOptions:
+    """sbatch settings; defaults from ``slurm/defaults.json``, overridable by flags."""
+
+    slurm_partition: str | None = None
+    gpus_per_node: int = 0
+    cpus_per_task: int = 1
+    mem_gb: float = 2.0
+    timeout_min: int = 30
+    slurm_array_parallelism: int = 2
+    slurm_max_num_timeout: int = 3
+    slurm_additional_parameters: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path | None = None, **overrides: Any) -> SlurmOptions:
+        path = path or repo_root() / "slurm" / "defaults.json"
+        raw = json.loads(path.read_text()) if path.is_file() else {}
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in raw.items() if k in known}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown SLURM options {sorted(unknown)}; valid: {sorted(known)}")
+        return cls(**values)
+
+
+class TrialJob(Checkpointable):
+    """One trial as a submitit job. It never raises: a failure is in the record."""
+
+    def __init__(self, job: Job):
+        self.job = job
+
+    def __call__(self) -> dict[str, Any]:
+        try:
+            res = run_job(self.job)
+            return {"status": res.status, "reason": res.reason, "run_dir": str(res.run_dir)}
+        except Exception as e:  # e.g. a finished record: report it, never open a debugger
+            return {"status": "error", "reason": f"{type(e).__name__}: {e}"}
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> DelayedSubmission:
+        """Called by submitit on preemption or timeout, just before the job is requeued."""
+        note_preemption("preempted or timed out; requeued to resume from its checkpoint")
+        return DelayedSubmission(TrialJob(self.job))
+
+
+@dataclass
+class Handle:
+    job: Job
+    sub: Any  # submitit.Job, or None while waiting for a local slot
+    result: dict[str, Any] | None = None
+
+
+def make_executor(kind: str, folder: Path, opts: SlurmOptions) -> submitit.Executor:
+    if kind not in EXECUTORS:
+        raise ValueError(f"unknown executor {kind!r}; valid: {', '.join(EXECUTORS)}")
+    ex = submitit.AutoExecutor(folder=folder, cluster=kind)
+    params = {"timeout_min": opts.timeout_min}
+    if kind == "slurm":
+        params.update({k: v for k, v in asdict(opts).items() if v not in (None, {})})
+    ex.update_parameters(**params)
+    return ex
+
+
+def mark_failed(run_dir: Path, reason: str) -> bool:
+    """Give an unfinished (or missing) record ``status: failed``; never touch a finished one."""
+    if records.is_finished(run_dir):
+        return False
+    try:
+        run = records.read_run(run_dir)
+    except (OSError, ValueError):
+        run = {"schema": records.SCHEMA}
+    run.update(status="failed", reason=reason, ended_at=records.utcnow())
+    records.write_json(Path(run_dir) / records.RUN_JSON, run)
+    return True
+
+
+def submit(jobs: list[Job], kind: str, folder: Path, opts: SlurmOptions) -> list[Handle]:
+    """Submit every job; SLURM gets one array per distinct resource request."""
+    if kind == "local" or not jobs:  # the local executor has no queue: wait() throttles it
+        return [Handle(j, None) for j in jobs]
+    ex = make_executor(kind, folder, opts)
+    handles = []
+    with ex.batch():
+        for j in jobs:
+            handles.append(Handle(j, ex.submit(TrialJob(j))))
+    return handles
+
+
+def wait(
+    handles: list[Handle],
+    kind: str,
+    folder: Path,
+    opts: SlurmOptions,
+    deadline_s: float,
+    progress: Callable[[int, int, int], None] | None = None,
+) -> list[Handle]:
+    """Wait for every job, at most ``deadline_s`` (submitit has no deadline of its own); local
+    jobs start as slots free up. Returns the handles still unfinished at the deadline."""
+    hw = records.hardware_class()
+    t_end = time.monotonic() + deadline_s
+    local = make_executor("local", folder, opts) if kind == "local" else None
+    slots = max(1, int(opts.slurm_array_parallelism))
+    while True:
+        running = [h for h in handles if h.sub is not None and h.result is None]
+        for h in running:
+            if h.sub.done():
+                h.result = _collect(h, hw)
+        if local is not None:
+            queued = [h for h in handles if h.sub is None]
+            free = slots - sum(1 for h in handles if h.sub is not None and h.result is None)
+            for h in queued[: max(0, free)]:
+                h.sub = local.submit(TrialJob(h.job))
+        left = [h for h in handles if h.result is None]
+        if progress:
+            progress(len(handles) - len(left), len(handles), sum(h.sub is not None for h in left))
+        if not left or time.monotonic() > t_end:
+            return left
+        time.sleep(POLL_S)
+
+
+def _collect(h: Handle, hw: str) -> dict[str, Any]:
+    try:
+        result = h.sub.result()
+    except Exception as e:  # killed, crashed node-side, or out of timeouts
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        reason = f"job {h.sub.job_id} ended without finishing: {type(e).__name__}: {first}"
+        mark_failed(h.job.run_dir(hw), reason)
+        return {"status": "failed", "reason": reason}
+    if result.get("status") == "error":
+        mark_failed(h.job.run_dir(hw), result["reason"])
+    return result
