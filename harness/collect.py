@@ -44,6 +44,7 @@ SUMMARY = [
     "wall_time_s",
     "eval_time_s",
     "device_s",
+    "wasted_train_s",
     "budget_s",
     "evals",
 ]

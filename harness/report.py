@@ -223,6 +223,7 @@ def ledger_table(board: Board) -> Table:
         "Scored trials",
         "Tuning",
         "of which failed",
+        "Lost to preemption",
         "Trials (failed)",
     ]
     rows = [
@@ -232,13 +233,15 @@ def ledger_table(board: Board) -> Table:
             fmt_device(r.scored_s),
             fmt_device(r.tuning_s),
             fmt_device(r.failed_s),
+            fmt_device(r.wasted_s),
             f"{r.n_trials} ({r.n_failed})",
         ]
         for r in board.ledger.itertuples()
     ]
     note = (
         "Every device-second spent by the ranked trials: scored = the study-best trials that "
-        "reached the target; tuning = all others; failed trials are part of tuning."
+        "reached the target; tuning = all others; failed trials are part of tuning; lost to "
+        "preemption = training redone after a requeue (work since the last checkpoint)."
     )
     return Table("Cost ledger", note, headers, rows)
 

@@ -262,7 +262,8 @@ def cost_ledger(trials: pd.DataFrame) -> pd.DataFrame:
 
     Columns: device_s (total), scored_s (the study-best trials that reached the target), tuning_s
     (every other trial: the price of finding those), failed_s (trials with status "failed", a
-    part of tuning_s), n_trials, n_failed. A missing device_s counts as 0.
+    part of tuning_s), wasted_s (training time preempted jobs lost since their last checkpoint,
+    redone after a requeue), n_trials, n_failed. A missing device_s or wasted time counts as 0.
     """
     best = study_best(trials)
     scored = best.loc[np.isfinite(best["time_s"]), [*CELL, "study", "trial"]].assign(scored=True)
@@ -270,6 +271,8 @@ def cost_ledger(trials: pd.DataFrame) -> pd.DataFrame:
     t["scored"] = t["scored"].fillna(False).astype(bool)
     t["failed"] = t["status"].eq("failed")
     t["device_s"] = pd.to_numeric(t["device_s"], errors="coerce").astype(float).fillna(0.0)
+    wasted = t["wasted_train_s"] if "wasted_train_s" in t else pd.Series(0.0, index=t.index)
+    t["wasted_s"] = pd.to_numeric(wasted, errors="coerce").astype(float).fillna(0.0)
     g = t.assign(
         scored_s=t["device_s"].where(t["scored"], 0.0),
         failed_s=t["device_s"].where(t["failed"], 0.0),
@@ -278,6 +281,7 @@ def cost_ledger(trials: pd.DataFrame) -> pd.DataFrame:
         device_s=("device_s", "sum"),
         scored_s=("scored_s", "sum"),
         failed_s=("failed_s", "sum"),
+        wasted_s=("wasted_s", "sum"),
         n_trials=("device_s", "size"),
         n_failed=("failed", "sum"),
     )

@@ -283,6 +283,8 @@ def test_prob_faster_with_misses_and_absent_submissions() -> None:
 def test_cost_ledger_counts_every_trial() -> None:
     trials = make_trials({("A", 0): [10, 20, INF], ("A", 1): [INF, INF], ("B", 0): [5]})
     trials.loc[(trials.submission == "A") & (trials.study == 1), "status"] = "failed"
+    trials["wasted_train_s"] = 0.0
+    trials.loc[(trials.submission == "A") & (trials.study == 0), "wasted_train_s"] = 1.5
     ledger = scoring.cost_ledger(trials)
     # A: 10 + 20 + 100 + 100 + 100 = 330 s; scored: the 10 s trial; failed: study 1's two trials
     assert ledger.loc["A"].to_dict() == {
@@ -290,6 +292,7 @@ def test_cost_ledger_counts_every_trial() -> None:
         "scored_s": 10.0,
         "tuning_s": 320.0,
         "failed_s": 200.0,
+        "wasted_s": 4.5,  # three preempted trials of study 0, 1.5 s lost each
         "n_trials": 5,
         "n_failed": 2,
     }
