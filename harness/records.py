@@ -26,6 +26,7 @@ import functools
 import json
 import os
 import platform
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -107,6 +108,27 @@ def trial_dir(
 
 def read_run(path: Path) -> dict[str, Any]:
     return json.loads((Path(path) / RUN_JSON).read_text())
+
+
+def writer_alive(path: Path) -> bool:
+    """Is the process that wrote this (unfinished) record still running on this host?"""
+    try:
+        run = read_run(path)
+    except (OSError, ValueError):
+        return False
+    if (
+        run.get("host") != socket.gethostname()
+        or not run.get("pid")
+        or int(run["pid"]) == os.getpid()
+    ):
+        return False
+    try:
+        os.kill(int(run["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def is_finished(path: Path) -> bool:

@@ -124,6 +124,8 @@ def run_trial(cfg: RunConfig) -> RunResult:
             raise FileExistsError(
                 f"{run_dir} already holds a finished run; finished results are never overwritten"
             )
+        if records.writer_alive(run_dir):
+            raise FileExistsError(f"{run_dir} is being run by a live process on this host")
         previous = records.read_run(run_dir)
     return _Trial(cfg, run_dir, hw, trial, previous).run()
 

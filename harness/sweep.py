@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import os
-import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,23 +107,6 @@ def plan_jobs(
     return jobs
 
 
-def _alive_here(run_dir: Path) -> bool:
-    """Is the process that wrote this record still running on this host?"""
-    try:
-        run = records.read_run(run_dir)
-    except (OSError, ValueError):
-        return False
-    if run.get("host") != socket.gethostname() or not run.get("pid"):
-        return False
-    try:
-        os.kill(int(run["pid"]), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return int(run["pid"]) != os.getpid()
-
-
 def split_pending(jobs: list[Job]) -> tuple[list[Job], list[Job]]:
     """(to run, finished or running elsewhere). A trial left unfinished by a dead process
     resumes from its checkpoint, or, without one, is moved aside and rerun; one whose process
@@ -134,7 +115,7 @@ def split_pending(jobs: list[Job]) -> tuple[list[Job], list[Job]]:
     todo, done = [], []
     for job in jobs:
         d = job.run_dir(hw)
-        if records.is_finished(d) or _alive_here(d):
+        if records.is_finished(d) or records.writer_alive(d):
             done.append(job)
             continue
         if d.exists() and not checkpoint.path_for(d).is_file():
