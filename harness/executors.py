@@ -39,6 +39,7 @@ class SlurmOptions:
     cpus_per_task: int = 1
     mem_gb: float = 2.0
     timeout_min: int = 30
+    slurm_signal_delay_s: int = 120  # USR2 this long before the limit: checkpoint, requeue
     slurm_array_parallelism: int = 2
     slurm_max_num_timeout: int = 3
     slurm_additional_parameters: dict[str, Any] = field(default_factory=dict)
@@ -48,7 +49,7 @@ class SlurmOptions:
         path = path or repo_root() / "slurm" / "defaults.json"
         raw = json.loads(path.read_text()) if path.is_file() else {}
         known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in raw.items() if k in known}
+        values = {k: v for k, v in raw.items() if not k.startswith("_")}
         values.update({k: v for k, v in overrides.items() if v is not None})
         unknown = set(values) - known
         if unknown:
@@ -85,10 +86,12 @@ class Handle:
 def make_executor(kind: str, folder: Path, opts: SlurmOptions) -> submitit.Executor:
     if kind not in EXECUTORS:
         raise ValueError(f"unknown executor {kind!r}; valid: {', '.join(EXECUTORS)}")
-    ex = submitit.AutoExecutor(folder=folder, cluster=kind)
-    params = {"timeout_min": opts.timeout_min}
+    extra = {"slurm_max_num_timeout": opts.slurm_max_num_timeout} if kind == "slurm" else {}
+    ex = submitit.AutoExecutor(folder=folder, cluster=kind, **extra)  # never auto-detected
+    params: dict[str, Any] = {"timeout_min": opts.timeout_min}
     if kind == "slurm":
         params.update({k: v for k, v in asdict(opts).items() if v not in (None, {})})
+        params.pop("slurm_max_num_timeout")
     ex.update_parameters(**params)
     return ex
 

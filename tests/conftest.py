@@ -9,6 +9,8 @@ import pytest
 
 from harness.discovery import repo_root
 
+pytest_plugins = ["slurm_fixture"]  # the session fixture `slurm_cluster`: a real SLURM cluster
+
 
 @pytest.fixture
 def root() -> Path:
