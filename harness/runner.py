@@ -280,6 +280,8 @@ class _Trial:
             finally:
                 self.clock.stop()  # clock stops
             self.step += 1
+            if self.record["first_step_unix"] is None:
+                self.record["first_step_unix"] = time.time()
             self.train_state.update(train_time_s=self.clock.elapsed_s, step=self.step)
             if self.clock.elapsed_s >= self.budget_s:
                 return "budget_exhausted", None  # no evaluation once the budget is spent
@@ -377,6 +379,7 @@ class _Trial:
                 "start_train_s": resume_s,
                 "end_train_s": resume_s,
                 "lost_train_s": 0.0,
+                "started_unix": self.record["attempt_started_unix"],
             }
         )
 
@@ -440,6 +443,8 @@ class _Trial:
             status="running",
             reason=None,
             started_at=records.utcnow(),
+            attempt_started_unix=time.time(),  # this attempt's process start, sub-second
+            first_step_unix=None,  # this attempt's first training step done (setup overhead)
             host=socket.gethostname(),
             pid=os.getpid(),
             ended_at=None,
