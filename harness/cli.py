@@ -218,7 +218,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if left else 0
 
 
+_last_progress: list[tuple[int, int, int]] = []
+
+
 def _progress(done: int, total: int, running: int) -> None:
+    """A one-line progress bar on stderr, redrawn only when the counts change."""
+    if _last_progress and _last_progress[-1] == (done, total, running):
+        return
+    _last_progress[:] = [(done, total, running)]
     width = 30
     filled = int(width * done / total) if total else width
     bar = "#" * filled + "." * (width - filled)
