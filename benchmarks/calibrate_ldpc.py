@@ -54,6 +54,7 @@ def main() -> None:
     p.add_argument("--frame-cap", type=int, default=40_000)
     p.add_argument("--hparams", nargs="*", default=[], metavar="k=v", help="for every submission")
     p.add_argument("--no-min-sum", action="store_true")
+    p.add_argument("--tag", default="", help="appended to the results file name")
     args = p.parse_args()
     device = torch.device("cpu")
     base = dataclasses.replace(SPECS["default"], frame_cap=args.frame_cap)
@@ -83,7 +84,7 @@ def main() -> None:
             )
             score(name, model, seed, train_s)
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"ldpc_calibration-{records.hardware_class()}.json"
+    out = RESULTS / f"ldpc_calibration-{records.hardware_class()}{args.tag}.json"
     records.write_json(
         out,
         {

@@ -8,12 +8,12 @@ the clock by its accumulated seconds.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from harness import records
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -25,17 +25,10 @@ def path_for(run_dir: Path) -> Path:
 def save(run_dir: Path, payload: dict[str, Any]) -> str | None:
     """Write the checkpoint atomically; returns None, or why it could not be written (e.g. a
     submission state holding something that cannot be pickled, such as a lambda)."""
-    target = path_for(run_dir)
-    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=f".{CHECKPOINT}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
+        records.atomic_write(path_for(run_dir), lambda f: torch.save(payload, f), binary=True)
         return None
     except Exception as e:  # noqa: BLE001 - any pickling failure means "no checkpoint"
-        Path(tmp).unlink(missing_ok=True)
         return f"{type(e).__name__}: {e}"
 
 

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness.records import EVALS_JSONL, FINISHED, RUN_JSON, SCHEMA
+from harness.records import EVALS_JSONL, FINISHED, RUN_JSON, SCHEMA, atomic_write
 
 IDENTITY = ["hardware_class", "workload", "variant", "submission", "study", "trial", "seed"]
 CURVE = ["eval", "step", "train_time_s", "wall_time_s", "eval_time_s", "split", "met_target"]
@@ -262,13 +260,4 @@ def write_parquet(df: pd.DataFrame, path: Path) -> None:
     """Atomically (write, fsync, rename), like every record the harness writes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pandas(_arrow_safe(df), preserve_index=False)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pq.write_table(table, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: pq.write_table(table, f), binary=True)

@@ -12,14 +12,18 @@ The harness calls these plain functions (optional ones are found by name or sign
 ``torch.Generator`` on the workload's device. Add a keyword ``train_state`` to ``update`` to get a
 read-only mapping (train_time_s, budget_s, step, evals) for time-based schedules. Put the last
 loss in ``state["loss"]`` (a dict state) so the runner can stop a run whose loss is not finite.
-Raise ``harness.api.TrainingComplete`` to end training early. Models with constrained
-parameters (the ldpc decoder's weights live in [0, 2]) have ``project_()``: call it after each
-optimizer step. You never see validation or test data, and the clock is not yours to touch.
+Raise ``harness.api.TrainingComplete`` to end training early. The state is checkpointed
+(pickled with the model) at every evaluation so a preempted job can resume: keep lambdas out of
+it. Models with constrained parameters (the ldpc decoder's weights live in [0, 2]) have
+``project_()``: call it after each optimizer step. You never see validation or test data, and
+the clock is not yours to touch.
 
 This template is plain Adam on the workload's default loss, with a linear warmup.
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 
@@ -30,11 +34,16 @@ def get_batch_size(workload) -> int:
     return 128
 
 
+def warmup_factor(step: int, warmup: int) -> float:
+    return min(1.0, (step + 1) / warmup)
+
+
 def init(workload, model, hparams, rng):
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=hparams["lr"])
     warmup = max(1, int(hparams["warmup_frac"] * workload.spec.step_hint))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warmup))
+    # a module-level function, not a lambda: the state must pickle for checkpoints
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, functools.partial(warmup_factor, warmup=warmup))
     return {"opt": opt, "sched": sched, "loss": None}
 
 
