@@ -1,0 +1,70 @@
+"""Learning-rate schedules as picklable multipliers (checkpoints pickle the optimizer state).
+
+Use with ``torch.optim.lr_scheduler.LambdaLR(opt, schedule)``; every schedule here is a
+``functools.partial`` of a module-level function, so it pickles. Formulas follow AlgoPerf's
+baselines (METHODS.md section 6):
+
+- ``warmup_cosine``: linear warmup from ~0 over ``warmup`` steps, then cosine to
+  ``end_factor`` at ``horizon`` steps, held there after (PyTorch's own cosine would rise again).
+- ``warmup_linear``: linear warmup, then linear decay to ``end_factor`` over ``decay`` steps,
+  then constant (AlgoPerf's Nesterov baseline).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+
+
+def _warmup_cosine(step: int, warmup: int, horizon: int, end_factor: float) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    span = max(1, horizon - warmup)
+    progress = min(1.0, (step - warmup) / span)
+    return end_factor + (1.0 - end_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _warmup_linear(step: int, warmup: int, decay: int, end_factor: float) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, decay))
+    return 1.0 + (end_factor - 1.0) * progress
+
+
+def warmup_cosine(warmup: int, horizon: int, end_factor: float = 0.0):
+    if warmup < 0 or horizon < 1 or not 0.0 <= end_factor <= 1.0:
+        raise ValueError(f"bad schedule: warmup={warmup}, horizon={horizon}, end={end_factor}")
+    return functools.partial(
+        _warmup_cosine, warmup=max(1, warmup), horizon=horizon, end_factor=end_factor
+    )
+
+
+def warmup_linear(warmup: int, decay: int, end_factor: float):
+    if warmup < 0 or decay < 1 or not 0.0 <= end_factor <= 1.0:
+        raise ValueError(f"bad schedule: warmup={warmup}, decay={decay}, end={end_factor}")
+    return functools.partial(
+        _warmup_linear, warmup=max(1, warmup), decay=decay, end_factor=end_factor
+    )
+
+
+def lambda_lr(opt: torch.optim.Optimizer, schedule) -> torch.optim.lr_scheduler.LambdaLR:
+    return torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+
+
+def adamw_warmup_cosine(params, hparams, step_hint: int):
+    """AdamW (beta2 0.999, eps 1e-8) with ``warmup_cosine``, the common recipe of submissions.
+
+    Reads ``lr``, ``one_minus_beta1``, ``weight_decay``, ``warmup_frac`` and ``horizon_factor``
+    (cosine length in units of the workload's ``step_hint``) from ``hparams``.
+    """
+    opt = torch.optim.AdamW(
+        params,
+        lr=hparams["lr"],
+        betas=(1.0 - hparams["one_minus_beta1"], 0.999),
+        weight_decay=hparams["weight_decay"],
+    )
+    horizon = max(1, int(hparams["horizon_factor"] * step_hint))
+    schedule = warmup_cosine(int(hparams["warmup_frac"] * horizon), horizon)
+    return opt, lambda_lr(opt, schedule)

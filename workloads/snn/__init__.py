@@ -1,0 +1,226 @@
+"""Workload ``snn``: train a spiking network classifier; gradient estimators are the methods.
+
+Facts and sources: WORKLOADS.md section 2, METHODS.md section 2; this folder's README.md says how
+the targets were calibrated. Fixed here: the LIF neuron with soft reset and sigmoid surrogate
+(``neuron.py``), the networks (``model.py``), the data and splits (``data.py``, ``cifar.py``) and
+the evaluator (accuracy of the argmax of the time-averaged readout, on a fresh reference network
+loaded with the submission's parameters). Methods choose how to differentiate the network
+(BPTT, OTTT, SLTT, ...), the loss, the optimizer and the schedule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from harness.api import ContractError, ReferenceOp, Workload, WorkloadSpec
+from workloads.snn import data as snn_data
+from workloads.snn.model import Arch, SpikingNet, mean_readout
+from workloads.snn.neuron import lif_multistep
+
+SEQUENCE_LENGTH = {"mnist1d": 40}  # sequential datasets: one position per time step
+
+
+@dataclass(frozen=True)
+class SnnSpec(WorkloadSpec):
+    dataset: str = "mnist1d"  # "mnist1d", "digits" or "cifar10"
+    arch: str = "rsnn"  # "rsnn" (recurrent, sequential input), "mlp", "vgg11"
+    time_steps: int = 40
+    hidden: tuple[int, ...] = (128, 128)
+    readout_lam: float = 0.5  # leaky readout o[t] = lam_o o[t-1] + W z[t]; 0: plain linear
+    num_samples: int = 10_000  # mnist1d: samples generated (train + validation + test)
+    data_seed: int = 42  # mnist1d generator seed / digits split seed
+    data_path: str = ""  # cifar10: a local dataset path; "" loads from the hub
+    val_size: int = 5000  # cifar10: training images held out (seeded) as the validation split
+    eval_batch: int = 1000
+
+
+DEFAULT = SnnSpec(
+    name="snn",
+    variant="default",
+    metric="accuracy",
+    direction="max",
+    target=0.80,  # provisional; calibrated below
+    budget_s={"cpu": 150.0, "gpu": 60.0},
+    eval_every_s=10.0,
+    step_hint=1500,
+    eval_samples=1000,
+    data="generated: MNIST-1D (mnist1d.make_dataset, seed 42), 8,000/1,000/1,000 sequences",
+    calibration="provisional",
+)
+
+SPECS: dict[str, SnnSpec] = {
+    "default": DEFAULT,
+    "smoke": dataclasses.replace(
+        DEFAULT,
+        variant="smoke",
+        dataset="digits",
+        arch="mlp",
+        time_steps=8,
+        hidden=(32,),
+        target=0.5,
+        budget_s={"cpu": 4.0, "gpu": 4.0},
+        eval_every_s=1.0,
+        step_hint=50,
+        eval_samples=300,
+        data="scikit-learn's bundled 8x8 digits, 1,197/300/300 images, direct encoding",
+        calibration="loose on purpose: exercises the code path in seconds, not a result",
+    ),
+    "full": dataclasses.replace(
+        DEFAULT,
+        variant="full",
+        dataset="cifar10",
+        arch="vgg11",
+        time_steps=6,
+        hidden=(),
+        readout_lam=0.0,
+        target=0.90,
+        budget_s={"cpu": 360_000.0, "gpu": 36_000.0},
+        eval_every_s=600.0,
+        step_hint=117_000,  # 300 epochs of 390 steps at batch 128 (OTTT's recipe)
+        eval_samples=5000,
+        eval_batch=250,
+        data="CIFAR-10 (uoft-cs/cifar10 through datasets, or a local path), 45k/5k/10k",
+        calibration="provisional: OTTT reports about 93% with VGG-11 at T = 6 (WORKLOADS.md); "
+        "target set below it, budget not yet measured on a GPU",
+    ),
+}
+
+
+@dataclass
+class SnnBatch:
+    x: torch.Tensor  # (B, T) sequences or (B, ...) static inputs
+    y: torch.Tensor  # (B,) class indices
+
+
+def load_splits(spec: SnnSpec) -> snn_data.Splits:
+    if spec.dataset == "mnist1d":
+        return snn_data.mnist1d(spec.num_samples, spec.data_seed, 0.1, 0.1)
+    if spec.dataset == "digits":
+        return snn_data.digits(spec.data_seed)
+    if spec.dataset == "cifar10":
+        from workloads.snn.cifar import load_cifar10
+
+        return load_cifar10(spec.data_path or None, val_size=spec.val_size)
+    raise ContractError(f"unknown snn dataset {spec.dataset!r}; expected mnist1d, digits, cifar10")
+
+
+def arch_of(spec: SnnSpec, splits: snn_data.Splits) -> Arch:
+    x = splits.x["train"]
+    if spec.time_steps < 1:
+        raise ContractError(f"snn/{spec.variant}: time_steps must be >= 1; got {spec.time_steps}")
+    length = SEQUENCE_LENGTH.get(spec.dataset)
+    if spec.arch == "rsnn":
+        if length is None:
+            raise ContractError(
+                f"the recurrent network needs a sequential dataset, not {spec.dataset}"
+            )
+        if spec.time_steps != length:
+            raise ContractError(
+                f"snn/{spec.variant}: {spec.dataset} sequences have {length} positions, one per "
+                f"time step, so T must be {length}; got T={spec.time_steps}"
+            )
+        in_features = 1
+    elif spec.arch == "vgg11":
+        in_features = x.shape[1]
+    else:
+        in_features = x[0].numel()
+    return Arch(
+        spec.arch,
+        in_features,
+        tuple(spec.hidden),
+        splits.classes,
+        spec.time_steps,
+        spec.readout_lam,
+    )
+
+
+class SnnWorkload(Workload):
+    spec: SnnSpec
+
+    def __init__(self, spec: SnnSpec, device: torch.device):
+        super().__init__(spec, device)
+        self.splits = load_splits(spec)
+        self.arch = arch_of(spec, self.splits)
+        self.time_steps = spec.time_steps
+        self.num_classes = self.splits.classes
+        self._train_x = self.splits.x["train"].to(device)
+        self._train_y = self.splits.y["train"].to(device)
+        self.num_train = len(self._train_y)
+
+    # -- model ---------------------------------------------------------------------------
+    def init_model(self, rng: torch.Generator) -> SpikingNet:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=rng)))
+            model = SpikingNet(self.arch)
+        return model.to(self.device)
+
+    # -- training data -------------------------------------------------------------------
+    def train_streams(self, batch_size: int, rng: torch.Generator) -> Mapping[str, Iterator]:
+        """``"train"``: shuffled epochs of training examples (the last partial batch dropped)."""
+
+        def stream() -> Iterator[SnnBatch]:
+            n = self.num_train
+            if batch_size < 1 or batch_size > n:
+                raise ContractError(f"batch size must be in [1, {n}]; got {batch_size}")
+            while True:
+                perm = torch.randperm(n, generator=rng, device=rng.device).to(self.device)
+                for i in range(0, n - batch_size + 1, batch_size):
+                    idx = perm[i : i + batch_size]
+                    yield SnnBatch(self._train_x[idx], self._train_y[idx])
+
+        return {"train": stream()}
+
+    def loss(self, model: SpikingNet, batch: SnnBatch) -> torch.Tensor:
+        """Cross-entropy of the time-averaged readout (what the evaluator scores)."""
+        return F.cross_entropy(mean_readout(model(batch.x)), batch.y)
+
+    # -- evaluation (harness only) -------------------------------------------------------
+    def reference_network(self, model: torch.nn.Module) -> SpikingNet:
+        """A fresh reference network with ``model``'s parameters: what is scored."""
+        ref = SpikingNet(self.arch).to(self.device)
+        try:
+            ref.load_state_dict(model.state_dict(), strict=True)
+        except RuntimeError as e:
+            raise ContractError(
+                f"the snn model must keep the workload's architecture and parameter names: {e}"
+            ) from None
+        return ref.eval()
+
+    def evaluate(self, model: torch.nn.Module, split: str) -> dict[str, float]:
+        ref = self.reference_network(model)
+        x, y = self.splits.x[split], self.splits.y[split]
+        n = min(len(y), self.spec.eval_samples)
+        correct, loss_sum = 0, 0.0
+        with torch.inference_mode():
+            for i in range(0, n, self.spec.eval_batch):
+                xb = x[i : min(n, i + self.spec.eval_batch)].to(self.device)
+                yb = y[i : min(n, i + self.spec.eval_batch)].to(self.device)
+                logits = mean_readout(ref(xb))
+                correct += int((logits.argmax(1) == yb).sum())
+                loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
+        return {"accuracy": correct / n, "loss": loss_sum / n, "examples": float(n)}
+
+
+WORKLOAD = SnnWorkload
+
+
+def _lif_inputs(g: torch.Generator, dtype: torch.dtype, device: torch.device) -> tuple:
+    """Currents (T, B, N) around the threshold: many spikes, many surrogate gradients."""
+    current = torch.randn(7, 5, 33, generator=g, dtype=dtype, device=device) * 0.8 + 0.6
+    return (current.requires_grad_(),)
+
+
+REFERENCE_OPS = {
+    "lif_multistep": ReferenceOp(
+        fn=lif_multistep,
+        make_inputs=_lif_inputs,
+        tolerances={torch.float32: (1e-5, 1e-5), torch.float64: (1e-10, 1e-10)},
+        description="LIF (tau 2, theta 1, soft reset, sigmoid surrogate alpha 4) over T steps "
+        "from rest: currents (T, ...) -> spikes (T, ...), BPTT gradient",
+    ),
+}
