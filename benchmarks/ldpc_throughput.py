@@ -24,11 +24,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import math
-import os
-import platform
-import re
 import statistics
 import sys
 import time
@@ -40,6 +36,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench_common import hardware, hardware_slug, write_results  # noqa: E402
 
 from harness.api import Kernel  # noqa: E402
 from workloads.ldpc.channel import bpsk_awgn_llr, sigma_for  # noqa: E402
@@ -70,34 +68,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.reps = min(args.reps, 2)
     args.pyldpc_frames = min(args.pyldpc_frames, args.frames)
     return args
-
-
-def hardware() -> dict:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        names = re.findall(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
-        cpu = names[0].strip() if names else cpu
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    versions = {"python": platform.python_version(), "torch": torch.__version__}
-    for mod in ("triton", "pyldpc", "numpy", "numba"):
-        try:
-            versions[mod] = __import__(mod).__version__
-        except ImportError:
-            versions[mod] = None
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "gpu": gpu,
-        "versions": versions,
-    }
-
-
-def hardware_slug(hw: dict) -> str:
-    name = hw["gpu"] or f"{hw['cpu']} {hw['cores']}c"
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
 def make_frames(code: LdpcCode, frames: int, ebn0_db: float) -> dict:
@@ -345,7 +315,7 @@ def markdown(result: dict) -> str:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    hw = hardware()
+    hw = hardware(("triton", "pyldpc", "numpy", "numba"))
     variants = min_sum_variants(devices)
     rows = [row for name in CODES for row in bench_code(name, args, variants)]
     setup_s = {f"{v[0]} ({v[1]})": v[4] for v in variants if v[4] > 0}
@@ -358,11 +328,9 @@ def main(argv: list[str] | None = None) -> dict:
     }
     md = markdown(result)
     print(md)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = f"ldpc_throughput-{hardware_slug(hw)}{'-quick' * args.quick}"
-    (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / f"{stem}.md").write_text(md)
-    print(f"wrote {args.out / stem}.json and .md")
+    write_results(
+        args.out, f"ldpc_throughput-{hardware_slug(hw)}{'-quick' * args.quick}", result, md
+    )
     return result
 
 

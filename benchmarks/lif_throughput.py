@@ -42,10 +42,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
-import platform
-import re
 import statistics
 import sys
 import time
@@ -57,6 +54,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench_common import hardware, hardware_slug, write_results  # noqa: E402
 
 from workloads.snn.neuron import ALPHA, LAM, TAU, THETA, lif_multistep  # noqa: E402
 
@@ -88,41 +87,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.batch, args.neurons = min(args.batch, 16), min(args.neurons, 512)
         args.reps, args.warmup = min(args.reps, 2), 1
     return args
-
-
-def hardware() -> dict:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        names = re.findall(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
-        cpu = names[0].strip() if names else cpu
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    versions = {"python": platform.python_version(), "torch": torch.__version__}
-    for mod in ("triton", "spikingjelly", "snntorch", "numpy"):
-        try:
-            versions[mod] = getattr(__import__(mod), "__version__", None)
-        except ImportError:
-            versions[mod] = None
-        if versions[mod] is None:
-            try:
-                from importlib.metadata import version
-
-                versions[mod] = version(mod)
-            except Exception:
-                pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "gpu": gpu,
-        "versions": versions,
-    }
-
-
-def hardware_slug(hw: dict) -> str:
-    name = hw["gpu"] or f"{hw['cpu']} {hw['cores']}c"
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
 def _sync(device: torch.device) -> None:
@@ -439,7 +403,7 @@ def main(argv: list[str] | None = None) -> dict:
         devices.append(torch.device("cpu"))
     if args.devices in ("all", "cuda") and torch.cuda.is_available():
         devices.append(torch.device("cuda"))
-    hw = hardware()
+    hw = hardware(("triton", "spikingjelly", "snntorch", "numpy"))
     if args.bandwidth_gbs is not None:
         bandwidth = {str(d): args.bandwidth_gbs for d in devices}
         source = "given with --bandwidth-gbs"
@@ -457,11 +421,9 @@ def main(argv: list[str] | None = None) -> dict:
     }
     md = markdown(result)
     print(md)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = f"lif_throughput-{hardware_slug(hw)}{'-quick' * args.quick}"
-    (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / f"{stem}.md").write_text(md)
-    print(f"wrote {args.out / stem}.json and .md")
+    write_results(
+        args.out, f"lif_throughput-{hardware_slug(hw)}{'-quick' * args.quick}", result, md
+    )
     return result
 
 

@@ -156,3 +156,26 @@ class Kernel:
     fn: Callable[..., torch.Tensor]
     available: Callable[[torch.device], bool] = _always  # can it run on this device now?
     description: str = ""
+
+
+def triton_available(device: torch.device, module: str) -> bool:
+    """Can the Triton kernels of ``module`` (a kernel package's submodule, imported lazily) run
+    on ``device``? On CUDA whenever triton imports; on a CPU only under ``TRITON_INTERPRET=1``.
+
+    Triton picks compile or interpret when ``@triton.jit`` runs, i.e. when ``module`` is first
+    imported; once it is, its ``INTERPRETED`` flag decides whatever the environment says now.
+    Use as ``Kernel(available=functools.partial(triton_available, module=...))``.
+    """
+    import os
+    import sys
+
+    try:
+        import triton  # noqa: F401  (importing triton does not decorate anyone's kernels)
+    except ImportError:
+        return False
+    if torch.device(device).type == "cuda":
+        return True
+    loaded = sys.modules.get(module)
+    if loaded is not None:
+        return bool(loaded.INTERPRETED)
+    return os.environ.get("TRITON_INTERPRET") == "1"

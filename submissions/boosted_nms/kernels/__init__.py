@@ -9,27 +9,15 @@ reads it when ``@triton.jit`` runs). ``compiled_min_sum`` is the same formulatio
 
 from __future__ import annotations
 
-import os
-import sys
+import functools
 
 import torch
 
-from harness.api import Kernel
+from harness.api import Kernel, triton_available
 
 from .min_sum_compiled import compiled_available, compiled_min_sum
 
-
-def _triton_available(device: torch.device) -> bool:
-    try:
-        import triton  # noqa: F401  (importing triton does not decorate our kernels yet)
-    except ImportError:
-        return False
-    if torch.device(device).type == "cuda":
-        return True
-    loaded = sys.modules.get(f"{__name__}.min_sum_triton")
-    if loaded is not None:  # its kernels are decorated: the mode is fixed whatever the env says
-        return loaded.INTERPRETED
-    return os.environ.get("TRITON_INTERPRET") == "1"
+_triton_available = functools.partial(triton_available, module=f"{__name__}.min_sum_triton")
 
 
 def fused_min_sum_triton(v2c: torch.Tensor, weight: torch.Tensor | float) -> torch.Tensor:

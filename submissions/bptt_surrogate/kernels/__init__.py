@@ -9,27 +9,15 @@ that first call still selects the CPU interpreter (triton reads it when ``@trito
 
 from __future__ import annotations
 
-import os
-import sys
+import functools
 
 import torch
 
-from harness.api import Kernel
+from harness.api import Kernel, triton_available
 
 from .lif_torch import fused_lif as fused_lif_torch
 
-
-def _triton_available(device: torch.device) -> bool:
-    try:
-        import triton  # noqa: F401  (importing triton does not decorate our kernels yet)
-    except ImportError:
-        return False
-    if torch.device(device).type == "cuda":
-        return True
-    loaded = sys.modules.get(f"{__name__}.lif_triton")
-    if loaded is not None:  # its kernels are decorated: the mode is fixed whatever the env says
-        return loaded.INTERPRETED
-    return os.environ.get("TRITON_INTERPRET") == "1"
+_triton_available = functools.partial(triton_available, module=f"{__name__}.lif_triton")
 
 
 def fused_lif_triton(current: torch.Tensor, **kwargs) -> torch.Tensor:
