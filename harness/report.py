@@ -119,6 +119,7 @@ def score_board(
     matrix = scoring.time_matrix(times)
     scores = scoring.benchmark_score(matrix).to_frame().join(scoring.score_intervals(draws))
     scores["n_reached"] = np.isfinite(matrix).sum(axis=0)
+    scores["n_run"] = times.groupby(level="submission").size().reindex(scores.index).fillna(0)
     scores["n_problems"] = len(matrix)
     if baseline is not None:
         if baseline not in matrix.columns:
@@ -165,7 +166,8 @@ def overall_table(board: Board) -> Table:
             f"{r.rank:.0f}",
             str(r.Index),
             f"{r.score:.3f} [{r.lo:.3f}, {r.hi:.3f}]",
-            f"{r.n_reached}/{r.n_problems}",
+            f"{r.n_reached}/{r.n_problems}"
+            + (f" (runs {r.n_run:.0f})" if r.n_run < r.n_problems else ""),
             fmt_device(board.ledger.loc[r.Index, "device_s"]),
         ]
         if board.baseline:
@@ -177,6 +179,13 @@ def overall_table(board: Board) -> Table:
         f"{_how(board)} Score = area under the performance profile over tau in [1, "
         f"{scoring.TAU_MAX:g}] / {scoring.TAU_MAX - 1:g}: 1 = fastest on every workload."
     )
+    n = len(board.profile.columns) and int(board.scores["n_problems"].iloc[0])
+    if (board.scores["n_run"] < n).any():
+        note += (
+            " A workload a submission does not run counts as a miss (AlgoPerf's rule), so the "
+            f'score of a method built for only k of the {n} workloads ("runs k") is at most '
+            f"k/{n}: compare such methods in their workloads' tables."
+        )
     return Table("Overall", note, headers, rows)
 
 
@@ -206,9 +215,11 @@ def workload_tables(board: Board) -> list[Table]:
 
 
 def prob_faster_tables(board: Board) -> list[Table]:
-    subs = list(board.scores.index)
+    """One table per (workload, variant), over the submissions that ran it."""
     tables = []
     for (w, v), g in board.prob_faster.groupby(["workload", "variant"]):
+        ran = set(board.times.xs((w, v), level=("workload", "variant")).index)
+        subs = [s for s in board.scores.index if s in ran]
         p = g.set_index(["a", "b"])["p_a_faster"]
         rows = [[a] + ["–" if a == b else f"{p[(a, b)]:.2f}" for b in subs] for a in subs]
         note = "P(row's median time < column's) over the bootstrap resamples; ties count half."

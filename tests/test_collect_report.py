@@ -320,3 +320,21 @@ def test_html_in_headless_chromium(report, tmp_path: Path) -> None:
     assert images == len(report.figures) and loaded == images, probe.group(0)
     assert tables == 6, probe.group(0)
     assert "fast" in out.stdout and "Cost ledger" in out.stdout
+
+
+def test_report_with_workload_specific_submissions(tmp_path: Path) -> None:
+    """A method that runs one of two workloads: the overall table says so, and the other
+    workload's P(faster) table leaves it out instead of showing coin flips."""
+    runs = tmp_path / "runs"
+    for study in range(2):
+        for workload in ("toy", "toy2"):
+            write_trial(runs, "generic", study, 0, 1.0, workload)
+        write_trial(runs, "special", study, 0, 2.0, "toy")
+    rep = write_report(runs, tmp_path / "out")
+    text = rep.readme.read_text()
+    assert "| special | " in text and "1/2 (runs 1)" in text
+    assert "at most k/2" in text
+    toy2 = text.split("## P(faster): toy2 (default)", 1)[1].split("##", 1)[0]
+    toy = text.split("## P(faster): toy (default)", 1)[1].split("##", 1)[0]
+    assert "special" not in toy2 and "generic" in toy2
+    assert "| special | 1.00 | – |" in toy  # faster than generic on toy in every resample
