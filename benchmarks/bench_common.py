@@ -50,3 +50,16 @@ def write_results(out: Path, stem: str, result: dict, md: str) -> None:
     (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / f"{stem}.md").write_text(md)
     print(f"wrote {out / stem}.json and .md")
+
+
+def result_record(hw: dict, args, rows: list, **extra) -> dict:
+    """The JSON a benchmark writes: UTC date, machine, extra fields, arguments, rows."""
+    import datetime
+
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "hardware": hw,
+        **extra,
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "rows": rows,
+    }

@@ -23,7 +23,6 @@ median, min and max over the reps. Results go to ``benchmarks/results/ldpc_throu
 from __future__ import annotations
 
 import argparse
-import datetime
 import math
 import statistics
 import sys
@@ -37,7 +36,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench_common import hardware, hardware_slug, write_results  # noqa: E402
+from bench_common import hardware, hardware_slug, result_record, write_results  # noqa: E402
 
 from harness.api import Kernel  # noqa: E402
 from workloads.ldpc.channel import bpsk_awgn_llr, sigma_for  # noqa: E402
@@ -319,13 +318,7 @@ def main(argv: list[str] | None = None) -> dict:
     variants = min_sum_variants(devices)
     rows = [row for name in CODES for row in bench_code(name, args, variants)]
     setup_s = {f"{v[0]} ({v[1]})": v[4] for v in variants if v[4] > 0}
-    result = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "hardware": hw,
-        "setup_s": setup_s,
-        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "rows": rows,
-    }
+    result = result_record(hw, args, rows, setup_s=setup_s)
     md = markdown(result)
     print(md)
     write_results(

@@ -41,7 +41,6 @@ default a measured device copy: read + write of a large tensor). Results go to
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import statistics
 import sys
@@ -55,7 +54,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench_common import hardware, hardware_slug, write_results  # noqa: E402
+from bench_common import hardware, hardware_slug, result_record, write_results  # noqa: E402
 
 from workloads.snn.neuron import ALPHA, LAM, TAU, THETA, lif_multistep  # noqa: E402
 
@@ -411,14 +410,7 @@ def main(argv: list[str] | None = None) -> dict:
         bandwidth = {str(d): copy_bandwidth(d) for d in devices}
         source = "measured: copy of a large fp32 tensor, read + write"
     rows = [row for d in devices for T in args.T for row in bench(T, d, args, bandwidth[str(d)])]
-    result = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "hardware": hw,
-        "bandwidth_gbs": bandwidth,
-        "bandwidth_source": source,
-        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "rows": rows,
-    }
+    result = result_record(hw, args, rows, bandwidth_gbs=bandwidth, bandwidth_source=source)
     md = markdown(result)
     print(md)
     write_results(
