@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -166,9 +168,6 @@ def triton_available(device: torch.device, module: str) -> bool:
     imported; once it is, its ``INTERPRETED`` flag decides whatever the environment says now.
     Use as ``Kernel(available=functools.partial(triton_available, module=...))``.
     """
-    import os
-    import sys
-
     try:
         import triton  # noqa: F401  (importing triton does not decorate anyone's kernels)
     except ImportError:
