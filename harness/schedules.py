@@ -68,3 +68,26 @@ def adamw_warmup_cosine(params, hparams, step_hint: int):
     horizon = max(1, int(hparams["horizon_factor"] * step_hint))
     schedule = warmup_cosine(int(hparams["warmup_frac"] * horizon), horizon)
     return opt, lambda_lr(opt, schedule)
+
+
+def _step_decay(step: int, milestones: tuple[int, ...], factor: float) -> float:
+    return factor ** sum(step >= m for m in milestones)
+
+
+def step_decay(milestones, factor: float):
+    """Multiply the learning rate by ``factor`` at each milestone step (MultiStepLR's rule)."""
+    ms = tuple(int(m) for m in milestones)
+    if any(m < 0 for m in ms) or not 0.0 < factor <= 1.0:
+        raise ValueError(f"bad step decay: milestones={ms}, factor={factor}")
+    return functools.partial(_step_decay, milestones=ms, factor=factor)
+
+
+def adam_step_decay(params, hparams, step_hint: int, fractions=(0.7625, 0.8875), factor=0.2):
+    """Adam with the certified-training recipe of Fast-IBP and TAPS: lr x0.2 at epochs 61 and
+    71 of 80 (fractions 0.7625 and 0.8875 of the horizon). Reads ``lr`` and ``horizon_factor``
+    (horizon in units of the workload's ``step_hint``) from ``hparams``. Returns
+    (optimizer, scheduler, horizon in steps)."""
+    opt = torch.optim.Adam(params, lr=hparams["lr"])
+    horizon = max(1, int(hparams["horizon_factor"] * step_hint))
+    sched = lambda_lr(opt, step_decay([int(f * horizon) for f in fractions], factor))
+    return opt, sched, horizon
