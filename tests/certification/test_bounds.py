@@ -12,6 +12,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from harness.api import ContractError
@@ -250,3 +251,39 @@ def test_linear_ramp():
     assert linear_eps(100, 5, 10, 1.0) == 1.0
     with pytest.raises(ValueError):
         linear_eps(0, 0, 0, 1.0)
+
+
+def test_reference_op_matches_the_conv_rule_of_interval_layer():
+    from workloads.certification import REFERENCE_OPS
+
+    op = REFERENCE_OPS["interval_conv2d"]
+    mu, r, w, b, stride, padding = op.make_inputs(
+        torch.Generator().manual_seed(0), torch.float64, CPU
+    )
+    conv = nn.Conv2d(w.shape[1], w.shape[0], 3, stride=stride, padding=padding).double()
+    with torch.no_grad():
+        conv.weight.copy_(w)
+        conv.bias.copy_(b)
+    m2, r2, _ = bounds.interval_layer(conv, mu.detach(), r.detach())
+    out = op.fn(mu, r, w, b, stride, padding)
+    torch.testing.assert_close(out[0], m2)
+    torch.testing.assert_close(out[1], r2)
+
+
+def test_augmentation_flips_and_crops_within_the_padded_image():
+    from workloads.certification import augment
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(64, 3, 8, 8, generator=g)
+    out = augment(x, torch.Generator().manual_seed(1), pad=2)
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+    for i in range(64):  # each output is a shifted window of the (possibly flipped) image
+        ok = False
+        for img in (x[i], x[i].flip(2)):
+            p = F.pad(img, (2, 2, 2, 2))
+            ok |= any(
+                torch.equal(out[i], p[:, dy : dy + 8, dx : dx + 8])
+                for dy in range(5)
+                for dx in range(5)
+            )
+        assert ok
