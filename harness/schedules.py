@@ -53,8 +53,8 @@ def lambda_lr(opt: torch.optim.Optimizer, schedule) -> torch.optim.lr_scheduler.
     return torch.optim.lr_scheduler.LambdaLR(opt, schedule)
 
 
-def adamw_warmup_cosine(params, hparams, step_hint: int):
-    """AdamW (beta2 0.999, eps 1e-8) with ``warmup_cosine``, the common recipe of submissions.
+def adamw_warmup_cosine(params, hparams, step_hint: int, beta2: float = 0.999):
+    """AdamW (``beta2``, eps 1e-8) with ``warmup_cosine``, the common recipe of submissions.
 
     Reads ``lr``, ``one_minus_beta1``, ``weight_decay``, ``warmup_frac`` and ``horizon_factor``
     (cosine length in units of the workload's ``step_hint``) from ``hparams``.
@@ -62,7 +62,7 @@ def adamw_warmup_cosine(params, hparams, step_hint: int):
     opt = torch.optim.AdamW(
         params,
         lr=hparams["lr"],
-        betas=(1.0 - hparams["one_minus_beta1"], 0.999),
+        betas=(1.0 - hparams["one_minus_beta1"], beta2),
         weight_decay=hparams["weight_decay"],
     )
     horizon = max(1, int(hparams["horizon_factor"] * step_hint))
