@@ -2,18 +2,19 @@
 consolidated rule of METHODS.md 4.3 (the paper's Algorithm 1 could not be retrieved; see
 README.md for what is ours).
 
-Per-language weights w = softmax(a) scale the per-language losses: the model is trained on
-sum_n w_n L_n (over the languages in the batch, renormalized). Every ``meta_every`` steps from
-``meta_start`` on, one batch per language gives L_n and its gradient g_n restricted to the
-last decoder layer; with the curvature proxy c(w) = ||sum_n w_n g_n||^2 / c0 (c0: its value
-at uniform w at the first meta step, so the budget eps is scale-free):
+Per-language weights w = softmax(a) scale the per-language losses: the model is trained on the
+mean token loss with language n's tokens scaled by N w_n (1 at uniform w). Every ``meta_every``
+steps from ``meta_start`` on, one batch per language gives L_n and its gradient g_n restricted
+to the last decoder layer; with the curvature proxy c(w) = ||sum_n w_n g_n||^2 / ||mean_n g_n||^2
+(relative to uniform weights at the same step, so the budget eps is scale-free and stationary):
 
     a      <- a + eta_a * grad_a [ sum_n w_n L_n - lam * c(w) ]   (ascent on the loss:
                                   weight moves to the languages with the highest loss,
                                   held back where the combined gradient is large)
     lam    <- max(0, lam + eta_lam * (c(w) - eps))                  (dual ascent)
 
-Training batches are drawn with temperature sampling at ``temperature``.
+Training batches are drawn with temperature sampling at ``temperature``. The weights keep a
+floor: w = (1 - floor) softmax(a) + floor / N, so no language is switched off.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def init(workload, model, hparams, rng):
         "probs": temperature_probs(workload.train_sizes, float(hparams["temperature"])),
         "a": torch.zeros(n, dtype=torch.float64),
         "lam": 0.0,
-        "c0": None,
+        "floor": float(hparams["floor"]),
         "meta_start": int(hparams["meta_start"] * workload.spec.step_hint),
         "meta_every": int(hparams["meta_every"]),
         "history": [],  # (step, w, lam, c) at every meta step, for analysis
@@ -82,15 +83,21 @@ def language_gradients(workload, model, meta_batches) -> tuple[torch.Tensor, tor
     return torch.stack(losses).double(), torch.stack(grads).double()
 
 
+def weights(state, a: torch.Tensor | None = None) -> torch.Tensor:
+    """w = (1 - floor) softmax(a) + floor / N."""
+    a = state["a"] if a is None else a
+    floor = state.get("floor", 0.0)
+    return (1.0 - floor) * torch.softmax(a, 0) + floor / len(a)
+
+
 def meta_update(state, hparams, losses: torch.Tensor, grads: torch.Tensor) -> None:
     """One primal step on the logits ``a`` and one projected dual step on ``lam``."""
-    gram = (grads @ grads.t()).cpu()  # c(w) = w^T (G G^T) w
-    if state["c0"] is None:
-        u = torch.full((len(losses),), 1.0 / len(losses), dtype=torch.float64)
-        state["c0"] = max(float(u @ gram @ u), 1e-30)
+    gram = (grads @ grads.t()).cpu()  # ||sum_n w_n g_n||^2 = w^T (G G^T) w
+    u = torch.full((len(losses),), 1.0 / len(losses), dtype=torch.float64)
+    c_uniform = max(float(u @ gram @ u), 1e-30)
     a = state["a"].clone().requires_grad_(True)
-    w = torch.softmax(a, 0)
-    c = (w @ gram @ w) / state["c0"]
+    w = weights(state, a)
+    c = (w @ gram @ w) / c_uniform
     objective = (w * losses.cpu()).sum() - state["lam"] * c
     (grad_a,) = torch.autograd.grad(objective, a)
     state["a"] = (state["a"] + hparams["eta_a"] * grad_a).detach()
@@ -100,12 +107,12 @@ def meta_update(state, hparams, losses: torch.Tensor, grads: torch.Tensor) -> No
 
 
 def weighted_loss(workload, model, batch, state, hparams) -> torch.Tensor:
-    per_lang = workload.language_losses(model, batch)
-    present = torch.zeros(len(workload.languages), dtype=torch.bool)
-    present[batch.lang.unique().cpu()] = True
-    w = torch.softmax(state["a"], 0) * present
-    w = (w / w.sum()).to(per_lang)
-    return (w * per_lang).sum()
+    """Mean token loss with language n's tokens scaled by N w_n (all scales 1 at uniform w, so
+    CATS starts as the plain loss of its sampling mixture, as implementation A's alpha = 1)."""
+    per_sentence, tokens = workload.token_losses(model, batch)
+    scale = len(workload.languages) * weights(state)
+    scale = scale.to(per_sentence)[batch.lang]
+    return (scale * per_sentence).sum() / tokens.sum().clamp_min(1)
 
 
 def update(workload, model, state, batch, hparams, step, rng):

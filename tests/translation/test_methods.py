@@ -52,7 +52,7 @@ def test_temperature_sampling_draws_languages_with_the_tempered_frequencies(smok
 
 
 def cats_state(n: int) -> dict:
-    return {"a": torch.zeros(n, dtype=torch.float64), "lam": 0.0, "c0": None, "history": []}
+    return {"a": torch.zeros(n, dtype=torch.float64), "lam": 0.0, "history": []}
 
 
 def test_cats_with_the_dual_frozen_moves_weight_to_the_highest_loss_language():
@@ -95,16 +95,19 @@ def test_cats_dual_rises_while_the_curvature_exceeds_eps_and_stays_nonnegative()
     assert max(lams) > 0.0
 
 
-def test_cats_weighted_loss_renormalizes_over_the_languages_in_the_batch(smoke):
-    state = {"a": torch.tensor([2.0, 0.0, 0.0, 0.0], dtype=torch.float64)}
+def test_cats_weighted_loss_scales_each_languages_tokens_by_n_times_its_weight(smoke):
     streams = smoke.train_streams(8, torch.Generator().manual_seed(0))
     model = smoke.init_model(torch.Generator().manual_seed(0)).eval()  # no dropout
-    batch = smoke.mixture_batch(streams, {"ba": 0.5, "bb": 0.5}, 8, torch.Generator())
-    per_lang = smoke.language_losses(model, batch)
-    present = sorted(set(batch.lang.tolist()))
-    expected = per_lang[present].mean()  # equal logits on the languages present
-    got = cats.weighted_loss(smoke, model, batch, state, {})
-    assert torch.isclose(got, expected, rtol=1e-5)
+    batch = smoke.mixture_batch(streams, {"aa": 0.5, "bb": 0.5}, 8, torch.Generator())
+    uniform = {"a": torch.zeros(4, dtype=torch.float64)}
+    assert torch.isclose(
+        cats.weighted_loss(smoke, model, batch, uniform, {}), smoke.loss(model, batch)
+    )
+    state = {"a": torch.tensor([1.0, 0.0, 0.0, -1.0], dtype=torch.float64)}
+    w = torch.softmax(state["a"], 0)
+    rows, tokens = smoke.token_losses(model, batch)
+    expected = (4 * w.float()[batch.lang] * rows).sum() / tokens.sum()
+    assert torch.isclose(cats.weighted_loss(smoke, model, batch, state, {}), expected, rtol=1e-5)
 
 
 def test_cats_meta_step_computes_per_language_gradients_on_the_last_decoder_layer(smoke):
@@ -157,3 +160,10 @@ def test_pretrain_then_mix_draws_no_low_resource_example_before_the_switch(smoke
     # re-warm: the learning rate drops at the switch and climbs back over the warmup
     sched = state["sched"].lr_lambdas[0]
     assert sched(switch) < sched(switch - 1) and sched(switch + 20) > sched(switch)
+
+
+def test_cats_weights_keep_their_floor():
+    state = {"a": torch.tensor([10.0, -10.0, 0.0], dtype=torch.float64), "floor": 0.5}
+    w = cats.weights(state)
+    assert torch.isclose(w.sum(), torch.tensor(1.0, dtype=torch.float64))
+    assert float(w.min()) >= 0.5 / 3 - 1e-12
