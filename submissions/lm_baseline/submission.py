@@ -1,0 +1,38 @@
+"""The language-model baseline: plain next-token training with AdamW.
+
+Every token of every training document is trained (the workload's default ``"train"`` stream and
+loss); AdamW with beta2 0.98, linear warmup, then cosine decay to 0 over ``horizon_factor x
+step_hint`` steps, gradient-norm clip 1 (GPT-2 / nanoGPT-style recipe, METHODS.md 6).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from harness.schedules import adamw_warmup_cosine
+
+WORKLOADS = ("factuality",)
+BATCH_SIZE = {"smoke": 16, "default": 32, "full": 64}
+GRAD_CLIP = 1.0
+
+
+def get_batch_size(workload) -> int:
+    return BATCH_SIZE.get(workload.spec.variant, 32)
+
+
+def init(workload, model, hparams, rng):
+    opt, sched = adamw_warmup_cosine(
+        model.parameters(), hparams, workload.spec.step_hint, beta2=0.98
+    )
+    return {"opt": opt, "sched": sched, "loss": None}
+
+
+def update(workload, model, state, batch, hparams, step, rng):
+    loss = workload.loss(model, batch)
+    state["opt"].zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
+    state["opt"].step()
+    state["sched"].step()
+    state["loss"] = loss.detach()
+    return state
