@@ -160,6 +160,20 @@ class Kernel:
     description: str = ""
 
 
+def reference_copy(fresh: torch.nn.Module, model: torch.nn.Module, workload: str):
+    """``fresh`` (the workload's own network class, on the right device) with ``model``'s
+    parameters and buffers, in eval mode: what a workload's evaluator scores, so a submission's
+    model class never runs in evaluation. A model whose parameter names or shapes differ is a
+    ``ContractError`` naming the workload."""
+    try:
+        fresh.load_state_dict(model.state_dict(), strict=True)
+    except RuntimeError as e:
+        raise ContractError(
+            f"the {workload} model must keep the workload's architecture and parameter names: {e}"
+        ) from None
+    return fresh.eval()
+
+
 def triton_available(device: torch.device, module: str) -> bool:
     """Can the Triton kernels of ``module`` (a kernel package's submodule, imported lazily) run
     on ``device``? On CUDA whenever triton imports; on a CPU only under ``TRITON_INTERPRET=1``.

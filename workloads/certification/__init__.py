@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from harness.api import ContractError, Guard, ReferenceOp, Workload, WorkloadSpec
+from harness.api import ContractError, Guard, ReferenceOp, Workload, WorkloadSpec, reference_copy
 from workloads.certification import attacks, bounds
 from workloads.certification import data as cert_data
 from workloads.certification.model import Arch, CertNet
@@ -224,15 +224,7 @@ class CertificationWorkload(Workload):
     # -- evaluation (harness only) -------------------------------------------------------
     def reference_network(self, model: torch.nn.Module) -> CertNet:
         """A fresh reference network with ``model``'s parameters and statistics, eval mode."""
-        ref = CertNet(self.arch).to(self.device)
-        try:
-            ref.load_state_dict(model.state_dict(), strict=True)
-        except RuntimeError as e:
-            raise ContractError(
-                "the certification model must keep the workload's architecture and parameter "
-                f"names: {e}"
-            ) from None
-        return ref.eval()
+        return reference_copy(CertNet(self.arch).to(self.device), model, "certification")
 
     def evaluate(self, model: torch.nn.Module, split: str) -> dict[str, float]:
         """Certified accuracy (float64 IBP at eps), natural accuracy and loss, PGD accuracy."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from harness.api import ContractError, ReferenceOp, Workload, WorkloadSpec
+from harness.api import ContractError, ReferenceOp, Workload, WorkloadSpec, reference_copy
 from workloads.snn import data as snn_data
 from workloads.snn.model import Arch, SpikingNet, mean_readout
 from workloads.snn.neuron import lif_multistep
@@ -189,14 +189,7 @@ class SnnWorkload(Workload):
     # -- evaluation (harness only) -------------------------------------------------------
     def reference_network(self, model: torch.nn.Module) -> SpikingNet:
         """A fresh reference network with ``model``'s parameters: what is scored."""
-        ref = SpikingNet(self.arch).to(self.device)
-        try:
-            ref.load_state_dict(model.state_dict(), strict=True)
-        except RuntimeError as e:
-            raise ContractError(
-                f"the snn model must keep the workload's architecture and parameter names: {e}"
-            ) from None
-        return ref.eval()
+        return reference_copy(SpikingNet(self.arch).to(self.device), model, "snn")
 
     def evaluate(self, model: torch.nn.Module, split: str) -> dict[str, float]:
         ref = self.reference_network(model)

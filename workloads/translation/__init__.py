@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from harness.api import ContractError, Guard, ReferenceOp, Workload, WorkloadSpec
+from harness.api import ContractError, Guard, ReferenceOp, Workload, WorkloadSpec, reference_copy
 from workloads.translation import corpus as gen
 from workloads.translation.bleu import corpus_bleu
 from workloads.translation.data import (
@@ -251,14 +251,7 @@ class TranslationWorkload(Workload):
 
     # -- evaluation (harness only) -------------------------------------------------------
     def reference_network(self, model: torch.nn.Module) -> Seq2Seq:
-        ref = Seq2Seq(self.arch).to(self.device)
-        try:
-            ref.load_state_dict(model.state_dict(), strict=True)
-        except RuntimeError as e:
-            raise ContractError(
-                f"the translation model must keep the workload's architecture: {e}"
-            ) from None
-        return ref.eval()
+        return reference_copy(Seq2Seq(self.arch).to(self.device), model, "translation")
 
     def translate(self, model: Seq2Seq, src: torch.Tensor) -> list[str]:
         """Greedy translations (reference-style text) of padded sources, up to 1.5 x the source
