@@ -116,3 +116,14 @@ def test_a_model_that_knows_the_kb_answers_exactly(smoke):
 
     m = smoke.answer_questions(Oracle(), people)
     assert m["qa_em"] == 1.0
+
+
+def test_evaluator_scores_only_the_workloads_architecture(smoke):
+    import dataclasses
+
+    from harness.api import ContractError
+    from workloads.factuality.model import GPT
+
+    wider = GPT(dataclasses.replace(smoke.arch, d_model=smoke.arch.d_model * 2))
+    with pytest.raises(ContractError, match="factuality model must keep"):
+        smoke.evaluate(wider, "validation")

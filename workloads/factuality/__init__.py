@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-from harness.api import ContractError, Guard, ReferenceOp, Workload, WorkloadSpec
+from harness.api import ContractError, Guard, ReferenceOp, Workload, WorkloadSpec, reference_copy
 from workloads.factuality import kb as kbmod
 from workloads.factuality.data import (
     DataError,
@@ -105,7 +105,9 @@ SPECS: dict[str, FactualitySpec] = {
         heads=2,
         layers=2,
         ffn=128,
-        target=0.01,
+        metric="qa_loss",  # exact match needs minutes; the loss on the answers moves in seconds
+        direction="min",
+        target=4.0,
         guards=(),
         budget_s={"cpu": 8.0, "gpu": 8.0},
         eval_every_s=2.0,
@@ -114,7 +116,8 @@ SPECS: dict[str, FactualitySpec] = {
         gen_people=10,
         gen_tokens=24,
         data="generated: 40 majority and 20 minority people, 2 biographies per majority person",
-        calibration="loose on purpose: exercises the code path in seconds, not a result",
+        calibration="loose on purpose: exercises the code path in seconds, not a result "
+        "(qa_loss starts near 6.3 and was below 4.0 at the first evaluation, 2 s, on cpu-2core)",
     ),
     "full": dataclasses.replace(
         DEFAULT,
@@ -284,14 +287,7 @@ class FactualityWorkload(Workload):
 
     # -- evaluation (harness only) -----------------------------------------------------------
     def reference_network(self, model: torch.nn.Module) -> GPT:
-        ref = GPT(self.arch).to(self.device)
-        try:
-            ref.load_state_dict(model.state_dict(), strict=True)
-        except RuntimeError as e:
-            raise ContractError(
-                f"the factuality model must keep the workload's architecture: {e}"
-            ) from None
-        return ref.eval()
+        return reference_copy(GPT(self.arch).to(self.device), model, "factuality")
 
     def evaluate(self, model: torch.nn.Module, split: str) -> dict[str, float]:
         ref = self.reference_network(model)
