@@ -91,3 +91,19 @@ def adam_step_decay(params, hparams, step_hint: int, fractions=(0.7625, 0.8875),
     horizon = max(1, int(hparams["horizon_factor"] * step_hint))
     sched = lambda_lr(opt, step_decay([int(f * horizon) for f in fractions], factor))
     return opt, sched, horizon
+
+
+def optimizer_step(model, state: dict, loss: torch.Tensor, clip: float | None = None) -> dict:
+    """The usual end of a submission's ``update``: ``state["opt"]`` zero-grad, ``loss``
+    backward, optional gradient-norm clipping of ``model``'s parameters at ``clip``, optimizer
+    step, ``state["sched"]`` step (when there is one), and ``state["loss"]`` = the detached
+    loss. Returns ``state``."""
+    state["opt"].zero_grad(set_to_none=True)
+    loss.backward()
+    if clip is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    state["opt"].step()
+    if state.get("sched") is not None:
+        state["sched"].step()
+    state["loss"] = loss.detach()
+    return state

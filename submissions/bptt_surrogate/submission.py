@@ -11,7 +11,7 @@ against ``snn.lif_multistep``): Triton on a GPU, the fused torch path on a CPU.
 
 from __future__ import annotations
 
-from harness.schedules import adamw_warmup_cosine
+from harness.schedules import adamw_warmup_cosine, optimizer_step
 
 from .kernels import KERNELS
 
@@ -44,9 +44,4 @@ def init(workload, model, hparams, rng):
 
 def update(workload, model, state, batch, hparams, step, rng):
     loss = workload.loss(model, batch)
-    state["opt"].zero_grad(set_to_none=True)
-    loss.backward()
-    state["opt"].step()
-    state["sched"].step()
-    state["loss"] = loss.detach()
-    return state
+    return optimizer_step(model, state, loss)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from harness.schedules import adamw_warmup_cosine
+from harness.schedules import adamw_warmup_cosine, optimizer_step
 from workloads.translation.data import temperature_probs
 
 WORKLOADS = ("translation",)
@@ -120,10 +120,4 @@ def update(workload, model, state, batch, hparams, step, rng):
         losses, grads = language_gradients(workload, model, batch["meta"])
         meta_update(state, hparams, losses, grads)
     loss = weighted_loss(workload, model, batch["train"], state, hparams)
-    state["opt"].zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
-    state["opt"].step()
-    state["sched"].step()
-    state["loss"] = loss.detach()
-    return state
+    return optimizer_step(model, state, loss, GRAD_CLIP)

@@ -10,10 +10,9 @@ IBP margin loss. Adam with lr x0.2 at 76% and 89% of the horizon, gradient-norm 
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 
-from harness.schedules import adam_step_decay
+from harness.schedules import adam_step_decay, optimizer_step
 from workloads.certification.bounds import ibp, robust_loss
 from workloads.certification.schedules import linear_eps
 
@@ -44,10 +43,4 @@ def update(workload, model, state, batch, hparams, step, rng):
         loss = kappa * F.cross_entropy(out.logits, batch.y) + (1 - kappa) * robust_loss(
             out.margins, batch.y
         )
-    state["opt"].zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
-    state["opt"].step()
-    state["sched"].step()
-    state["loss"] = loss.detach()
-    return state
+    return optimizer_step(model, state, loss, GRAD_CLIP)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from harness.schedules import adam_step_decay
+from harness.schedules import adam_step_decay, optimizer_step
 from workloads.certification.regularizers import fast_ibp_loss, ibp_init
 from workloads.certification.schedules import smoothed_eps
 
@@ -43,10 +43,4 @@ def update(workload, model, state, batch, hparams, step, rng):
     eps = smoothed_eps(step, state["start"], state["length"], workload.eps)
     in_ramp = step < state["start"] + state["length"]
     loss = fast_ibp_loss(model, batch.x, batch.y, eps, workload.eps, in_ramp, hparams["reg_lambda"])
-    state["opt"].zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
-    state["opt"].step()
-    state["sched"].step()
-    state["loss"] = loss.detach()
-    return state
+    return optimizer_step(model, state, loss, GRAD_CLIP)

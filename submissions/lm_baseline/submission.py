@@ -7,9 +7,7 @@ step_hint`` steps, gradient-norm clip 1 (GPT-2 / nanoGPT-style recipe, METHODS.m
 
 from __future__ import annotations
 
-import torch
-
-from harness.schedules import adamw_warmup_cosine
+from harness.schedules import adamw_warmup_cosine, optimizer_step
 
 WORKLOADS = ("factuality",)
 BATCH_SIZE = {"smoke": 16, "default": 32, "full": 64}
@@ -29,10 +27,4 @@ def init(workload, model, hparams, rng):
 
 def update(workload, model, state, batch, hparams, step, rng):
     loss = workload.loss(model, batch)
-    state["opt"].zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
-    state["opt"].step()
-    state["sched"].step()
-    state["loss"] = loss.detach()
-    return state
+    return optimizer_step(model, state, loss, GRAD_CLIP)

@@ -14,7 +14,7 @@ import functools
 
 import torch
 
-from harness.schedules import lambda_lr, warmup_cosine
+from harness.schedules import lambda_lr, optimizer_step, warmup_cosine
 from workloads.translation.data import temperature_probs
 
 WORKLOADS = ("translation",)
@@ -67,10 +67,4 @@ def data_selection(workload, streams, state, step, rng):
 
 def update(workload, model, state, batch, hparams, step, rng):
     loss = workload.loss(model, batch)
-    state["opt"].zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
-    state["opt"].step()
-    state["sched"].step()
-    state["loss"] = loss.detach()
-    return state
+    return optimizer_step(model, state, loss, GRAD_CLIP)

@@ -28,7 +28,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from harness.schedules import adam_step_decay
+from harness.schedules import adam_step_decay, optimizer_step
 from workloads.certification.bounds import (
     forward_affine,
     input_box,
@@ -181,10 +181,4 @@ def update(workload, model, state, batch, hparams, step, rng):
         )
     else:
         loss = taps_loss(model, batch.x, batch.y, eps, hparams, rng)
-    state["opt"].zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
-    state["opt"].step()
-    state["sched"].step()
-    state["loss"] = loss.detach()
-    return state
+    return optimizer_step(model, state, loss, GRAD_CLIP)

@@ -9,9 +9,7 @@ decay over ``horizon_factor x step_hint`` steps, gradient-norm clip 1.
 
 from __future__ import annotations
 
-import torch
-
-from harness.schedules import adamw_warmup_cosine
+from harness.schedules import adamw_warmup_cosine, optimizer_step
 from workloads.translation.data import temperature_probs
 
 WORKLOADS = ("translation",)
@@ -38,10 +36,4 @@ def data_selection(workload, streams, state, step, rng):
 def update(workload, model, state, batch, hparams, step, rng):
     per_sentence, tokens = workload.token_losses(model, batch, hparams["label_smoothing"])
     loss = per_sentence.sum() / tokens.sum().clamp_min(1)
-    state["opt"].zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
-    state["opt"].step()
-    state["sched"].step()
-    state["loss"] = loss.detach()
-    return state
+    return optimizer_step(model, state, loss, GRAD_CLIP)

@@ -17,9 +17,7 @@ Optimizer: as ``lm_baseline`` (AdamW, beta2 0.98, warmup-cosine, clip 1).
 
 from __future__ import annotations
 
-import torch
-
-from harness.schedules import adamw_warmup_cosine
+from harness.schedules import adamw_warmup_cosine, optimizer_step
 
 WORKLOADS = ("factuality",)
 BATCH_SIZE = {"smoke": 16, "default": 32, "full": 64}
@@ -77,10 +75,4 @@ def data_selection(workload, streams, state, step, rng):
 
 def update(workload, model, state, batch, hparams, step, rng):
     loss = workload.loss(model, batch)
-    state["opt"].zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
-    state["opt"].step()
-    state["sched"].step()
-    state["loss"] = loss.detach()
-    return state
+    return optimizer_step(model, state, loss, GRAD_CLIP)
