@@ -204,10 +204,12 @@ def _word(rng: random.Random, syllables: int) -> str:
 
 def _unique_words(rng: random.Random, n: int, taken: set[str], syllables=(2, 3)) -> list[str]:
     out: list[str] = []
+    lowered = {t.lower() for t in taken}
     while len(out) < n:
         w = _word(rng, rng.choice(syllables))
-        if w not in taken and w.lower() not in {t.lower() for t in taken}:
+        if w.lower() not in lowered:  # case-insensitive, so also never an exact repeat
             taken.add(w)
+            lowered.add(w.lower())
             out.append(w)
     return out
 
