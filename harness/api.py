@@ -160,6 +160,16 @@ class Kernel:
     description: str = ""
 
 
+def seeded_build(factory: Callable[[], torch.nn.Module], rng: torch.Generator, device):
+    """``factory()`` with torch's global generator seeded from ``rng`` (one draw) inside
+    ``fork_rng``, so a workload's ``init_model`` depends on ``rng`` alone and leaves the global
+    generator as it was; then moved to ``device``."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=rng)))
+        model = factory()
+    return model.to(device)
+
+
 def reference_copy(fresh: torch.nn.Module, model: torch.nn.Module, workload: str):
     """``fresh`` (the workload's own network class, on the right device) with ``model``'s
     parameters and buffers, in eval mode: what a workload's evaluator scores, so a submission's

@@ -27,7 +27,15 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from harness.api import ContractError, Guard, ReferenceOp, Workload, WorkloadSpec, reference_copy
+from harness.api import (
+    ContractError,
+    Guard,
+    ReferenceOp,
+    Workload,
+    WorkloadSpec,
+    reference_copy,
+    seeded_build,
+)
 from workloads.certification import attacks, bounds
 from workloads.certification import data as cert_data
 from workloads.certification.model import Arch, CertNet
@@ -192,10 +200,7 @@ class CertificationWorkload(Workload):
 
     # -- model ---------------------------------------------------------------------------
     def init_model(self, rng: torch.Generator) -> CertNet:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=rng)))
-            model = CertNet(self.arch)
-        return model.to(self.device)
+        return seeded_build(lambda: CertNet(self.arch), rng, self.device)
 
     # -- training data -------------------------------------------------------------------
     def train_streams(self, batch_size: int, rng: torch.Generator) -> Mapping[str, Iterator]:

@@ -23,7 +23,15 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-from harness.api import ContractError, Guard, ReferenceOp, Workload, WorkloadSpec, reference_copy
+from harness.api import (
+    ContractError,
+    Guard,
+    ReferenceOp,
+    Workload,
+    WorkloadSpec,
+    reference_copy,
+    seeded_build,
+)
 from workloads.factuality import kb as kbmod
 from workloads.factuality.data import (
     DataError,
@@ -237,10 +245,7 @@ class FactualityWorkload(Workload):
 
     # -- model -------------------------------------------------------------------------------
     def init_model(self, rng: torch.Generator) -> GPT:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=rng)))
-            model = GPT(self.arch)
-        return model.to(self.device)
+        return seeded_build(lambda: GPT(self.arch), rng, self.device)
 
     # -- training data -----------------------------------------------------------------------
     def train_streams(self, batch_size: int, rng: torch.Generator) -> Mapping[str, Iterator]:

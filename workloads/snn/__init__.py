@@ -17,7 +17,14 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from harness.api import ContractError, ReferenceOp, Workload, WorkloadSpec, reference_copy
+from harness.api import (
+    ContractError,
+    ReferenceOp,
+    Workload,
+    WorkloadSpec,
+    reference_copy,
+    seeded_build,
+)
 from workloads.snn import data as snn_data
 from workloads.snn.model import Arch, SpikingNet, mean_readout
 from workloads.snn.neuron import lif_multistep
@@ -161,10 +168,7 @@ class SnnWorkload(Workload):
 
     # -- model ---------------------------------------------------------------------------
     def init_model(self, rng: torch.Generator) -> SpikingNet:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=rng)))
-            model = SpikingNet(self.arch)
-        return model.to(self.device)
+        return seeded_build(lambda: SpikingNet(self.arch), rng, self.device)
 
     # -- training data -------------------------------------------------------------------
     def train_streams(self, batch_size: int, rng: torch.Generator) -> Mapping[str, Iterator]:

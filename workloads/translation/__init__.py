@@ -21,7 +21,15 @@ from dataclasses import dataclass
 
 import torch
 
-from harness.api import ContractError, Guard, ReferenceOp, Workload, WorkloadSpec, reference_copy
+from harness.api import (
+    ContractError,
+    Guard,
+    ReferenceOp,
+    Workload,
+    WorkloadSpec,
+    reference_copy,
+    seeded_build,
+)
 from workloads.translation import corpus as gen
 from workloads.translation.bleu import corpus_bleu
 from workloads.translation.data import (
@@ -181,10 +189,7 @@ class TranslationWorkload(Workload):
 
     # -- model ---------------------------------------------------------------------------
     def init_model(self, rng: torch.Generator) -> Seq2Seq:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=rng)))
-            model = Seq2Seq(self.arch)
-        return model.to(self.device)
+        return seeded_build(lambda: Seq2Seq(self.arch), rng, self.device)
 
     # -- training data -------------------------------------------------------------------
     def make_batch(self, parts) -> TranslationBatch:
