@@ -68,6 +68,9 @@ class WorkloadSpec:
     guards: tuple[Guard, ...] = ()
     test_target: float | None = None  # the same target on the test split, for analysis
     calibration: str = ""  # how target and budget were set
+    # the batch size ``step_hint`` was measured at: what a generic method (one that reads no
+    # workload-specific field) uses, so it never special-cases a workload by name
+    batch_size_hint: int = 128
 
     def meets_target(self, metrics: Mapping[str, float]) -> bool:
         """True when the primary metric reaches the target and every guard holds."""
@@ -115,6 +118,14 @@ class Workload:
     def loss(self, model: torch.nn.Module, batch: Any) -> torch.Tensor:
         """The workload's default training loss (a scalar tensor)."""
         raise NotImplementedError
+
+    def training_loss(self, model: torch.nn.Module, batch: Any, step: int) -> torch.Tensor:
+        """The objective a generic method trains at optimizer step ``step`` (from 0).
+
+        ``loss`` for most workloads. A workload whose standard objective follows a fixed
+        schedule overrides it (certification ramps eps over the first part of ``step_hint``), so
+        that generic optimizers can be compared on it without knowing the workload."""
+        return self.loss(model, batch)
 
     # -- evaluation (harness only) ------------------------------------------------------
     def evaluate(self, model: torch.nn.Module, split: str) -> dict[str, float]:

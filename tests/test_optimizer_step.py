@@ -36,3 +36,22 @@ def test_without_clip_or_scheduler():
     w.grad = torch.ones(2)  # a stale gradient is cleared before backward
     optimizer_step(model, state, w.sum())
     assert w.detach().tolist() == pytest.approx([-4.0, -5.0])
+
+
+def test_projects_a_constrained_model_after_the_step():
+    """A model with ``project_()`` (the ldpc decoder's weights live in [0, 2]) is projected
+    after every step, so no submission can forget it."""
+
+    class Clamped(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.tensor([0.5, 1.5]))
+
+        @torch.no_grad()
+        def project_(self):
+            self.w.clamp_(0.0, 2.0)
+
+    model = Clamped()
+    state = _state(model.w, sched=False)
+    optimizer_step(model, state, (model.w * torch.tensor([1.0, -1.0])).sum())  # step (-1, +1)
+    assert model.w.detach().tolist() == [0.0, 2.0]  # (-0.5, 2.5) projected

@@ -10,10 +10,8 @@ IBP margin loss. Adam with lr x0.2 at 76% and 89% of the horizon, gradient-norm 
 
 from __future__ import annotations
 
-import torch.nn.functional as F
-
 from harness.schedules import adam_step_decay, optimizer_step
-from workloads.certification.bounds import ibp, robust_loss
+from workloads.certification.bounds import mixed_loss
 from workloads.certification.schedules import linear_eps
 
 WORKLOADS = ("certification",)
@@ -33,14 +31,6 @@ def init(workload, model, hparams, rng):
 
 
 def update(workload, model, state, batch, hparams, step, rng):
-    eps_max = workload.eps
-    eps = linear_eps(step, state["start"], state["length"], eps_max)
-    if eps == 0.0:
-        loss = F.cross_entropy(model(batch.x), batch.y)
-    else:
-        out = ibp(model, batch.x, batch.y, eps)
-        kappa = 1.0 - (1.0 - hparams["kappa_final"]) * eps / eps_max
-        loss = kappa * F.cross_entropy(out.logits, batch.y) + (1 - kappa) * robust_loss(
-            out.margins, batch.y
-        )
+    eps = linear_eps(step, state["start"], state["length"], workload.eps)
+    loss = mixed_loss(model, batch.x, batch.y, eps, workload.eps, hparams["kappa_final"])
     return optimizer_step(model, state, loss, GRAD_CLIP)

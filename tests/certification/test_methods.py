@@ -145,3 +145,50 @@ def test_taps_loss_sends_gradients_to_features_and_head():
     loss.backward()
     assert model.features[1].weight.grad.abs().sum() > 0
     assert model.head[-1].weight.grad.abs().sum() > 0
+
+
+# -- the workload's own objective for generic methods (``training_loss``) ------------------
+
+
+def test_training_loss_ramps_eps_over_the_spec_fractions_of_step_hint():
+    from workloads.certification import SPECS, CertBatch, CertificationWorkload
+
+    spec = SPECS["smoke"]
+    wl = CertificationWorkload(spec, torch.device("cpu"))
+    start = int(spec.ramp_start * spec.step_hint)
+    end = start + int(spec.ramp_length * spec.step_hint)
+    assert wl.training_eps(0) == wl.training_eps(start) == 0.0
+    assert wl.training_eps(end) == wl.training_eps(10 * end) == wl.eps
+    mid = wl.training_eps((start + end) // 2)
+    assert 0.4 * wl.eps < mid < 0.6 * wl.eps
+    eps = [wl.training_eps(s) for s in range(0, end + 2)]
+    assert all(a <= b for a, b in zip(eps, eps[1:], strict=False))  # monotone
+
+    model = wl.init_model(torch.Generator().manual_seed(0))
+    batch = CertBatch(torch.rand(16, 1, 8, 8), torch.randint(0, 10, (16,)))
+    torch.manual_seed(0)
+    natural = wl.training_loss(model, batch, 0)
+    assert torch.allclose(natural, wl.loss(model, batch))  # eps = 0: natural cross-entropy
+    late = wl.training_loss(model, batch, 10 * end)
+    expected = bounds.mixed_loss(model, batch.x, batch.y, wl.eps, wl.eps, spec.kappa_final)
+    assert torch.allclose(late, expected)
+    assert float(late) > float(natural)  # the robust part of the loss is larger
+
+
+def test_mixed_loss_mixes_natural_and_robust_by_kappa():
+    model = net()
+    x, y = torch.rand(8, 1, 8, 8), torch.randint(0, 10, (8,))
+    out = bounds.ibp(model, x, y, 0.1)
+    ce = nn.functional.cross_entropy(out.logits, y)
+    rob = bounds.robust_loss(out.margins, y)
+    # eps = eps_max: kappa = kappa_final
+    got = bounds.mixed_loss(model, x, y, 0.1, 0.1, 0.25)
+    assert torch.allclose(got, 0.25 * ce + 0.75 * rob)
+    # halfway up the ramp: kappa = 1 - (1 - 0.25) / 2
+    out = bounds.ibp(model, x, y, 0.05)
+    half = bounds.mixed_loss(model, x, y, 0.05, 0.1, 0.25)
+    k = 1 - 0.75 / 2
+    expected = k * nn.functional.cross_entropy(out.logits, y) + (1 - k) * bounds.robust_loss(
+        out.margins, y
+    )
+    assert torch.allclose(half, expected)

@@ -259,10 +259,10 @@ def test_low_level_mixture_batch_checks_lengths(workload):
         mixture_batch(order, [0.5, 0.5], 8, torch.Generator())
 
 
-def test_train_stream_is_sizes_proportional(workload):
+def test_train_stream_follows_the_spec_temperature(workload):
+    assert workload.spec.train_temperature == 5.0
+    probs = temperature_probs(workload.train_sizes, 5.0)
     streams = _streams(workload, batch_size=64, seed=5)
-    sizes = workload.train_sizes
-    total = sum(sizes.values())
     counts = torch.zeros(len(workload.languages))
     batches = 150
     for _ in range(batches):
@@ -271,7 +271,7 @@ def test_train_stream_is_sizes_proportional(workload):
         counts += torch.bincount(batch.lang, minlength=len(workload.languages))
     n = 64 * batches
     for k, code in enumerate(workload.languages):
-        p = sizes[code] / total
+        p = probs[code]
         assert abs(float(counts[k]) / n - p) <= 3.5 * math.sqrt(p * (1 - p) / n), code
 
 

@@ -39,6 +39,7 @@ from harness.api import (
 from workloads.certification import attacks, bounds
 from workloads.certification import data as cert_data
 from workloads.certification.model import Arch, CertNet
+from workloads.certification.schedules import linear_eps
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,12 @@ class CertSpec(WorkloadSpec):
     eval_batch: int = 500
     pgd_steps: int = 50  # the reported PGD accuracy (analysis only)
     pgd_restarts: int = 1
+    # ``training_loss``, the objective generic methods train: IBP's recipe at submissions/ibp's
+    # calibrated defaults. Natural CE until ramp_start, then eps ramps linearly to ``eps`` over
+    # ramp_length (both fractions of step_hint), with the loss mixing of ``bounds.mixed_loss``.
+    ramp_start: float = 0.02
+    ramp_length: float = 0.4
+    kappa_final: float = 0.5
 
 
 DEFAULT = CertSpec(
@@ -67,6 +74,7 @@ DEFAULT = CertSpec(
     budget_s={"cpu": 70.0, "gpu": 35.0},  # gpu: provisional, not yet measured
     eval_every_s=5.0,
     step_hint=2000,
+    batch_size_hint=128,
     eval_samples=300,
     data="scikit-learn's bundled 8x8 digits, 1,197/300/300 images, pixels in [0, 1], eps 0.2",
     calibration=(
@@ -94,6 +102,7 @@ SPECS: dict[str, CertSpec] = {
         budget_s={"cpu": 4.0, "gpu": 4.0},
         eval_every_s=1.0,
         step_hint=400,
+        batch_size_hint=64,
         eval_samples=100,
         pgd_steps=10,
         data="256 of scikit-learn's 8x8 digits for training, 100 for validation",
@@ -112,6 +121,7 @@ SPECS: dict[str, CertSpec] = {
         budget_s={"cpu": 3_600_000.0, "gpu": 72_000.0},
         eval_every_s=1800.0,
         step_hint=62_500,  # 80 epochs of 781 steps at batch 128 (Fast-IBP's and TAPS's recipe)
+        batch_size_hint=128,
         eval_samples=10_000,
         eval_batch=200,
         pgd_steps=50,
@@ -225,6 +235,18 @@ class CertificationWorkload(Workload):
     def loss(self, model: CertNet, batch: CertBatch) -> torch.Tensor:
         """Natural cross-entropy (standard training; certified methods bring their own)."""
         return F.cross_entropy(model(batch.x), batch.y)
+
+    def training_eps(self, step: int) -> float:
+        """The eps of ``training_loss`` at optimizer step ``step``."""
+        hint = self.spec.step_hint
+        start = int(self.spec.ramp_start * hint)
+        return linear_eps(step, start, max(1, int(self.spec.ramp_length * hint)), self.eps)
+
+    def training_loss(self, model: CertNet, batch: CertBatch, step: int) -> torch.Tensor:
+        """What a generic optimizer trains: IBP certified training with the workload's fixed
+        eps ramp (natural cross-entropy alone would never certify anything)."""
+        eps = self.training_eps(step)
+        return bounds.mixed_loss(model, batch.x, batch.y, eps, self.eps, self.spec.kappa_final)
 
     # -- evaluation (harness only) -------------------------------------------------------
     def reference_network(self, model: torch.nn.Module) -> CertNet:

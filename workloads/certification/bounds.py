@@ -165,6 +165,17 @@ def robust_loss(m_lower: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(-m_lower, y)
 
 
+def mixed_loss(model: CertNet, x, y, eps: float, eps_max: float, kappa_final: float):
+    """IBP training's loss at the current ``eps`` of a ramp to ``eps_max`` (CROWN-IBP's code
+    with beta = 0, METHODS.md 3.1): natural cross-entropy while eps = 0, then
+    kappa CE(z, y) + (1 - kappa) L_rob with kappa = 1 - (1 - kappa_final) eps / eps_max."""
+    if eps == 0.0:
+        return F.cross_entropy(model(x), y)
+    out = ibp(model, x, y, eps)
+    kappa = 1.0 - (1.0 - kappa_final) * eps / eps_max
+    return kappa * F.cross_entropy(out.logits, y) + (1 - kappa) * robust_loss(out.margins, y)
+
+
 @dataclass
 class IBPOutput:
     logits: torch.Tensor  # the clean forward pass

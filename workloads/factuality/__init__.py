@@ -87,6 +87,7 @@ DEFAULT = FactualitySpec(
     budget_s={"cpu": 150.0, "gpu": 60.0},  # gpu: provisional, not yet measured
     eval_every_s=20.0,
     step_hint=700,
+    batch_size_hint=32,
     eval_samples=50,
     data="generated: 60 majority people (5 shuffled biographies and 6 QA pairs each) and 100 "
     "minority people (one biography each; QA held out, 50 validation and 50 test people), "
@@ -120,6 +121,7 @@ SPECS: dict[str, FactualitySpec] = {
         budget_s={"cpu": 8.0, "gpu": 8.0},
         eval_every_s=2.0,
         step_hint=300,
+        batch_size_hint=16,
         eval_samples=10,
         gen_people=10,
         gen_tokens=24,
@@ -145,6 +147,7 @@ SPECS: dict[str, FactualitySpec] = {
         budget_s={"cpu": 3_600_000.0, "gpu": 43_200.0},
         eval_every_s=1800.0,
         step_hint=100_000,
+        batch_size_hint=64,
         data="FactualityPrompts (fever_factual_final.jsonl, fever_nonfactual_final.jsonl) and "
         "the prompts' Wikipedia pages, supplied by the user (prompts_path, documents_path); "
         "a GPT-2-small-sized model trained from scratch on the pages",
