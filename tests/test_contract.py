@@ -48,10 +48,23 @@ def test_something_is_discovered():
     assert "template" not in discovery.submission_names()  # template folders are skipped
 
 
+# The contract needs setup, steps, evaluations and a checkpoint, not the smoke variant's whole
+# budget (4-8 s): 38 pairs at full budget would take a third of CI's time.
+CONTRACT_BUDGET_S = 2.0
+
+
 @pytest.mark.parametrize("workload,submission", PAIRS)
 def test_smoke_run_writes_a_complete_record(workload, submission, tmp_path):
+    budget = min(CONTRACT_BUDGET_S, discovery.get_spec(workload, "smoke").budget_for("cpu"))
     res = run_trial(
-        RunConfig(workload=workload, submission=submission, variant="smoke", runs=tmp_path)
+        RunConfig(
+            workload=workload,
+            submission=submission,
+            variant="smoke",
+            runs=tmp_path,
+            budget_s=budget,
+            eval_every_s=budget / 2,
+        )
     )
     assert res.status != "failed", f"{submission} on {workload}/smoke failed: {res.reason}"
     run = json.loads((res.run_dir / records.RUN_JSON).read_text())

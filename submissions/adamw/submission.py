@@ -1,0 +1,37 @@
+"""AdamW with linear warmup and cosine decay: AlgoPerf's archived AdamW baseline.
+
+Loshchilov & Hutter 2019 (arXiv 1711.05101) as ``torch.optim.AdamW`` (eps 1e-8, decoupled
+decay theta <- theta (1 - lr wd), every parameter), on the workload's own objective
+(``workload.training_loss``) and batch size (``spec.batch_size_hint``); the learning rate warms
+up linearly over ``warmup_factor x step_hint`` steps, then follows a cosine to 0 at
+``step_hint`` and stays there (AlgoPerf's PyTorch cosine would rise again). No gradient
+clipping. METHODS.md section 6. A generic method: it reads no workload-specific field.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from harness.schedules import lambda_lr, optimizer_step, warmup_cosine
+
+
+def get_batch_size(workload) -> int:
+    return workload.spec.batch_size_hint
+
+
+def init(workload, model, hparams, rng):
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(
+        params,
+        lr=hparams["lr"],
+        betas=(1.0 - hparams["one_minus_beta1"], hparams["beta2"]),
+        eps=1e-8,
+        weight_decay=hparams["weight_decay"],
+    )
+    hint = workload.spec.step_hint
+    sched = lambda_lr(opt, warmup_cosine(int(hparams["warmup_factor"] * hint), hint))
+    return {"opt": opt, "sched": sched, "loss": None}
+
+
+def update(workload, model, state, batch, hparams, step, rng):
+    return optimizer_step(model, state, workload.training_loss(model, batch, step))
