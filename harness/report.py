@@ -461,8 +461,39 @@ def _intro(board: Board, runs: Path) -> str:
     return (
         f"Built by `ttr report` from {n} ranked trials in `{runs}` on hardware class "
         f"`{board.hardware_class}`; runs of other classes are never ranked here. "
-        f"Rules: docs/scoring.md." + (f" Code commits: {', '.join(commits)}." if commits else "")
+        f"Rules: docs/scoring.md."
+        + (f" Code commits: {', '.join(commits)}." if commits else "")
+        + " "
+        + sweep_summary(board)
     )
+
+
+def _sizes(times: pd.DataFrame) -> str:
+    """ "2 studies x 1 trial" when every cell has the same plan, else the range."""
+    studies = times["n_studies"].astype(int)
+    per = (times["n_trials"] / times["n_studies"]).round(2)
+    if studies.nunique() == 1 and per.nunique() == 1:
+        s, t = int(studies.iloc[0]), per.iloc[0]
+        return f"{s} stud{'y' if s == 1 else 'ies'} x {t:g} trial{'' if t == 1 else 's'}"
+    return f"{studies.min()}-{studies.max()} studies x {per.min():g}-{per.max():g} trials"
+
+
+def sweep_summary(board: Board) -> str:
+    """What was run and what it cost, in one paragraph: the choice behind these numbers."""
+    times, ledger = board.times, board.ledger
+    variants = sorted(set(times.index.get_level_values("variant")))
+    text = (
+        f"This sweep: {_sizes(times)} for each of {len(times)} (workload, submission) pairs on "
+        f"the {', '.join(f'`{v}`' for v in variants)} variant{'s' * (len(variants) > 1)} "
+        f"({int(ledger['n_trials'].sum())} trials, {int(ledger['n_failed'].sum())} failed), "
+        f"{fmt_device(float(ledger['device_s'].sum()))} of device time in all."
+    )
+    if int(times["n_studies"].min()) < 3:
+        text += (
+            " With fewer than 3 studies the intervals are coarse, and with 2 a median is a miss "
+            "as soon as one study missed: read a miss here as not shown to be reached."
+        )
+    return text
 
 
 def write_report(

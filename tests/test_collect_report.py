@@ -217,6 +217,11 @@ def test_report_ranks_one_class_and_lists_problems(runs: Path, report) -> None:
     text = report.readme.read_text()
     assert f"hardware class `{HW}`" in text
     assert "3 x 2" in text  # studies x trials behind each number
+    assert (
+        "This sweep: 3 studies x 2 trials for each of 6 (workload, submission) pairs on the "
+        "`default` variant (36 trials, 3 failed)"
+    ) in text  # the choice behind the numbers, at the top
+    assert "fewer than 3 studies" not in text
     assert "95% percentile bootstrap interval" in text
     assert "| 1 | fast | 1.000 [" in text  # fast is the best on both workloads
     assert "Speed-up vs slow" in text
@@ -338,3 +343,5 @@ def test_report_with_workload_specific_submissions(tmp_path: Path) -> None:
     toy = text.split("## P(faster): toy (default)", 1)[1].split("##", 1)[0]
     assert "special" not in toy2 and "generic" in toy2
     assert "| special | 1.00 | – |" in toy  # faster than generic on toy in every resample
+    assert "This sweep: 2 studies x 1 trial for each of 3 (workload, submission) pairs" in text
+    assert "with 2 a median is a miss as soon as one study missed" in text
