@@ -199,6 +199,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         args.self_tuning,
     )
     todo, done = split_pending(jobs)
+    if args.no_test_eval:
+        todo = [dataclasses.replace(j, final_test_eval=False) for j in todo]
     print(
         f"{len(jobs)} trials: {len(done)} finished (skipped), {len(todo)} to run "
         f"with the {args.executor} executor",
@@ -302,6 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--trials", type=int, default=5)
     sw.add_argument("--seed", type=int, default=0, help="seed of the trial plans")
     sw.add_argument("--self-tuning", action="store_true", help="defaults only, 3x budget")
+    sw.add_argument(
+        "--no-test-eval",
+        action="store_true",
+        help="skip each trial's final test-split evaluation (analysis only; not in the scores)",
+    )
     sw.add_argument("--runs", default="runs")
     sw.add_argument("--folder", default=None, help="submitit logs (default <runs>/.submitit)")
     sw.add_argument("--deadline-min", type=float, default=24 * 60, help="stop waiting after")

@@ -272,3 +272,23 @@ def test_training_loss_defaults_to_the_loss():
     wl, model = Quadratic(), Vector([1.0, 2.0, 3.0])
     assert torch.equal(wl.training_loss(model, None, 7), wl.loss(model, None))
     assert math.isclose(float(wl.loss(model, None).detach()), 0.5 * (1 + 16 + 2.25))
+
+
+@pytest.mark.parametrize("name", ["adamw", "nadamw", "adamp", "sam"])
+def test_cosine_methods_end_the_run_when_their_learning_rate_reaches_zero(name):
+    """The cosine reaches 0 at step_hint: the last step is step_hint - 1, then
+    TrainingComplete (one final evaluation), instead of spending budget that changes nothing."""
+    from harness.api import TrainingComplete
+
+    sub = discovery.load_submission(name)
+    hp = MappingProxyType(SearchSpace.load(sub.search_space_path).defaults())
+    wl, model = Quadratic(step_hint=40), Vector([1.0, -2.0, 3.0])
+    state = sub.fn("init")(wl, model, hp, torch.Generator())
+    for step in range(39):
+        state = sub.fn("update")(wl, model, state, None, hp, step, torch.Generator())
+    assert state["sched"].get_last_lr()[0] < 1e-2 * hp["lr"]  # nearly at the end of the cosine
+    before = model.theta.detach().clone()
+    with pytest.raises(TrainingComplete):
+        sub.fn("update")(wl, model, state, None, hp, 39, torch.Generator())
+    assert not torch.equal(model.theta.detach(), before)  # that last step was still taken
+    assert state["sched"].get_last_lr()[0] == 0.0

@@ -65,12 +65,14 @@ def test_rerunning_a_sweep_skips_finished_trials(tmp_path, capsys):
         "1",
         "--trials",
         "2",
+        "--no-test-eval",
         "--runs",
         str(runs),
     ]
     assert cli.main(args) == 0
     first = {p: p.read_bytes() for p in runs.rglob("run.json")}
     assert len(first) == 2
+    assert not any("test_metrics" in json.loads(b) for b in first.values())  # --no-test-eval
     assert cli.main(args) == 0
     assert "2 finished (skipped), 0 to run" in capsys.readouterr().out
     assert {p: p.read_bytes() for p in runs.rglob("run.json")} == first

@@ -5,13 +5,16 @@ decay theta <- theta (1 - lr wd), every parameter), on the workload's own object
 (``workload.training_loss``) and batch size (``spec.batch_size_hint``); the learning rate warms
 up linearly over ``warmup_factor x step_hint`` steps, then follows a cosine to 0 at
 ``step_hint`` and stays there (AlgoPerf's PyTorch cosine would rise again). No gradient
-clipping. METHODS.md section 6. A generic method: it reads no workload-specific field.
+clipping. After step ``step_hint - 1`` the learning rate is 0, so the run ends there
+(``TrainingComplete``) instead of spending the rest of the budget on steps that change nothing.
+METHODS.md section 6. A generic method: it reads no workload-specific field.
 """
 
 from __future__ import annotations
 
 import torch
 
+from harness.api import TrainingComplete
 from harness.schedules import lambda_lr, optimizer_step, warmup_cosine
 
 
@@ -34,4 +37,7 @@ def init(workload, model, hparams, rng):
 
 
 def update(workload, model, state, batch, hparams, step, rng):
-    return optimizer_step(model, state, workload.training_loss(model, batch, step))
+    state = optimizer_step(model, state, workload.training_loss(model, batch, step))
+    if step + 1 >= workload.spec.step_hint:
+        raise TrainingComplete  # the learning rate is 0 from here on: nothing would change
+    return state

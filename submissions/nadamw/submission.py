@@ -14,6 +14,7 @@ import math
 
 import torch
 
+from harness.api import TrainingComplete
 from harness.schedules import lambda_lr, optimizer_step, warmup_cosine
 
 
@@ -75,4 +76,7 @@ def init(workload, model, hparams, rng):
 
 
 def update(workload, model, state, batch, hparams, step, rng):
-    return optimizer_step(model, state, workload.training_loss(model, batch, step))
+    state = optimizer_step(model, state, workload.training_loss(model, batch, step))
+    if step + 1 >= workload.spec.step_hint:
+        raise TrainingComplete  # the learning rate is 0 from here on: nothing would change
+    return state

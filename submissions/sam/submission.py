@@ -16,6 +16,7 @@ import contextlib
 
 import torch
 
+from harness.api import TrainingComplete
 from harness.schedules import finish_step, lambda_lr, warmup_cosine
 
 
@@ -70,4 +71,7 @@ def update(workload, model, state, batch, hparams, step, rng):
     with torch.no_grad():
         for p, saved in zip(live, theta, strict=True):
             p.copy_(saved)  # back to theta exactly, with g_SAM in p.grad
-    return finish_step(model, state, loss)
+    state = finish_step(model, state, loss)
+    if step + 1 >= workload.spec.step_hint:
+        raise TrainingComplete  # the learning rate is 0 from here on: nothing would change
+    return state

@@ -187,7 +187,7 @@ class LanguageStream:
 
 class MixtureStream:
     """Batches whose examples draw their language i.i.d. from ``probs`` (the ``"train"``
-    stream uses probabilities proportional to the languages' sizes)."""
+    stream uses temperature sampling at the spec's ``train_temperature``)."""
 
     def __init__(self, streams: Sequence[LanguageStream], probs: Sequence[float], rng, make):
         self.streams, self.rng, self._make = list(streams), rng, make
