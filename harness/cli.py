@@ -343,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--submissions", nargs="*", default=None, help="default: all")
     b.add_argument("--variant", default="default")
     b.add_argument("--studies", type=int, default=2)
-    b.add_argument("--trials", type=int, default=2)
+    b.add_argument("--trials", type=int, default=1)
     b.add_argument("--seed", type=int, default=0, help="seed of the trial plans")
     b.add_argument("--runs", default="runs")
     b.add_argument("--out", default=None, help="default: leaderboards/<hardware class>/")

@@ -55,6 +55,7 @@ def test_rerunning_a_sweep_skips_finished_trials(tmp_path, capsys):
         "sweep",
         "--executor",
         "debug",
+        "--no-test-eval",
         "--workloads",
         "ldpc",
         "--submissions",
@@ -65,7 +66,6 @@ def test_rerunning_a_sweep_skips_finished_trials(tmp_path, capsys):
         "1",
         "--trials",
         "2",
-        "--no-test-eval",
         "--runs",
         str(runs),
     ]
