@@ -217,11 +217,17 @@ def test_report_ranks_one_class_and_lists_problems(runs: Path, report) -> None:
     text = report.readme.read_text()
     assert f"hardware class `{HW}`" in text
     assert "3 x 2" in text  # studies x trials behind each number
+    assert "| Best metric |" in text and "how close a miss came" in text
     assert (
         "This sweep: 3 studies x 2 trials for each of 6 (workload, submission) pairs on the "
         "`default` variant (36 trials, 3 failed)"
     ) in text  # the choice behind the numbers, at the top
     assert "fewer than 3 studies" not in text
+    fastest = text.split("## Fastest per workload", 1)[1].split("##", 1)[0]
+    rows = [r for r in fastest.splitlines() if r.startswith("| toy")]
+    assert len(rows) == 2 and all("| fast | " in r for r in rows), rows  # one per workload
+    assert all(0.5 <= float(r.split("|")[6]) <= 1.0 for r in rows), rows  # P(fastest < 2nd)
+    assert all(r.split("|")[7].strip().startswith("fast: ") for r in rows), rows  # closest
     assert "95% percentile bootstrap interval" in text
     assert "| 1 | fast | 1.000 [" in text  # fast is the best on both workloads
     assert "Speed-up vs slow" in text
@@ -244,7 +250,8 @@ def test_report_files(report) -> None:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.parent == report.out_dir / "figures"
         assert f"](figures/{p.name})" in report.readme.read_text()
     page = report.html.read_text()
-    assert page.count("<table>") == 1 + 2 + 2 + 1  # overall, workloads, P(faster), ledger
+    # overall, fastest per workload, workloads, P(faster), ledger
+    assert page.count("<table>") == 1 + 1 + 2 + 2 + 1
     assert page.count('src="data:image/png;base64,') == len(report.figures)
     assert len(pd.read_parquet(report.parquet)) > 0
 
@@ -323,7 +330,7 @@ def test_html_in_headless_chromium(report, tmp_path: Path) -> None:
     assert probe, f"no probe in chromium's DOM (rc {out.returncode}): {out.stderr[-2000:]}"
     images, loaded, tables = map(int, probe.groups())
     assert images == len(report.figures) and loaded == images, probe.group(0)
-    assert tables == 6, probe.group(0)
+    assert tables == 7, probe.group(0)
     assert "fast" in out.stdout and "Cost ledger" in out.stdout
 
 
@@ -345,3 +352,42 @@ def test_report_with_workload_specific_submissions(tmp_path: Path) -> None:
     assert "| special | 1.00 | – |" in toy  # faster than generic on toy in every resample
     assert "This sweep: 2 studies x 1 trial for each of 3 (workload, submission) pairs" in text
     assert "with 2 a median is a miss as soon as one study missed" in text
+
+
+def test_best_metric_is_the_median_over_studies_of_each_study_best() -> None:
+    from harness.report import best_metric
+
+    key = {"workload": "toy", "variant": "default", "submission": "a"}
+    trials = pd.DataFrame(
+        [{**key, "study": s, "trial": t, "metric": "err", "direction": "min"} for s in (0, 1)
+         for t in (0, 1)] + [{**key, "submission": "b", "study": 0, "trial": 0, "metric": "err",
+                              "direction": "min"}]
+    )  # fmt: skip
+    errs = {(0, 0): [0.9, 0.5], (0, 1): [0.8, 0.3], (1, 0): [0.7, 0.6], (1, 1): [0.95, 0.65]}
+    rows = [
+        {**key, "study": s, "trial": t, "split": "validation", "err": e}
+        for (s, t), es in errs.items()
+        for e in es
+    ]
+    rows.append({**key, "study": 0, "trial": 0, "split": "test", "err": 0.0})  # not validation
+    rows.append({**key, "study": 2, "trial": 0, "split": "validation", "err": 0.0})  # not ranked
+    rows.append({**key, "submission": "b", "study": 0, "trial": 0, "split": "validation",
+                 "err": 0.4})  # fmt: skip
+    best = best_metric(trials, pd.DataFrame(rows))
+    assert best[("toy", "default", "a")] == pytest.approx((0.3 + 0.6) / 2)  # studies: 0.3, 0.6
+    assert best[("toy", "default", "b")] == pytest.approx(0.4)
+    maxed = best_metric(trials.assign(direction="max"), pd.DataFrame(rows))
+    assert maxed[("toy", "default", "a")] == pytest.approx((0.9 + 0.95) / 2)
+
+
+def test_fastest_table_names_the_closest_miss_when_nobody_reached(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    for study in range(2):
+        write_trial(runs, "slow", study, 0, 0.01)
+        write_trial(runs, "slower", study, 0, 0.005)
+    text = write_report(runs, tmp_path / "out").readme.read_text()
+    fastest = text.split("## Fastest per workload", 1)[1].split("##", 1)[0]
+    (row,) = [r for r in fastest.splitlines() if r.startswith("| toy")]
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[2] == "none reached"
+    assert cells[6] == f"slow: {math.exp(-0.01 * BUDGET_S):.4g}"  # the lowest err reached
