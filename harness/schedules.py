@@ -70,6 +70,36 @@ def adamw_warmup_cosine(params, hparams, step_hint: int, beta2: float = 0.999):
     return opt, lambda_lr(opt, schedule)
 
 
+def adam_args(hparams) -> dict:
+    """Keyword arguments of an Adam-family optimizer from AlgoPerf's generic search space:
+    ``lr``, betas (1 - ``one_minus_beta1``, ``beta2``), eps 1e-8, ``weight_decay``."""
+    return {
+        "lr": hparams["lr"],
+        "betas": (1.0 - hparams["one_minus_beta1"], hparams["beta2"]),
+        "eps": 1e-8,
+        "weight_decay": hparams["weight_decay"],
+    }
+
+
+def cosine_to_hint(opt: torch.optim.Optimizer, hparams, step_hint: int) -> dict:
+    """A submission state ``{"opt", "sched", "loss"}`` whose learning rate warms up linearly over
+    ``warmup_factor x step_hint`` steps, then follows a cosine to 0 at ``step_hint`` (the
+    generic methods' schedule; end the run there with ``end_at_hint``)."""
+    warmup = int(hparams["warmup_factor"] * step_hint)
+    return {"opt": opt, "sched": lambda_lr(opt, warmup_cosine(warmup, step_hint)), "loss": None}
+
+
+def end_at_hint(state: dict, step: int, step_hint: int) -> dict:
+    """Returns ``state``, or raises ``TrainingComplete`` once step ``step_hint - 1`` is done: a
+    ``cosine_to_hint`` learning rate is 0 from there on, so further steps would change nothing
+    and only spend budget."""
+    if step + 1 >= step_hint:
+        from harness.api import TrainingComplete
+
+        raise TrainingComplete
+    return state
+
+
 def _step_decay(step: int, milestones: tuple[int, ...], factor: float) -> float:
     return factor ** sum(step >= m for m in milestones)
 

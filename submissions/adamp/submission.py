@@ -19,8 +19,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from harness.api import TrainingComplete
-from harness.schedules import lambda_lr, optimizer_step, warmup_cosine
+from harness.schedules import adam_args, cosine_to_hint, end_at_hint, optimizer_step
 
 
 def _channel_view(x: torch.Tensor) -> torch.Tensor:
@@ -99,20 +98,13 @@ def init(workload, model, hparams, rng):
     params = [p for p in model.parameters() if p.requires_grad]
     opt = AdamP(
         params,
-        lr=hparams["lr"],
-        betas=(1.0 - hparams["one_minus_beta1"], hparams["beta2"]),
-        eps=1e-8,
-        weight_decay=hparams["weight_decay"],
+        **adam_args(hparams),
         delta=hparams["delta"],
         wd_ratio=hparams["wd_ratio"],
     )
-    hint = workload.spec.step_hint
-    sched = lambda_lr(opt, warmup_cosine(int(hparams["warmup_factor"] * hint), hint))
-    return {"opt": opt, "sched": sched, "loss": None}
+    return cosine_to_hint(opt, hparams, workload.spec.step_hint)
 
 
 def update(workload, model, state, batch, hparams, step, rng):
     state = optimizer_step(model, state, workload.training_loss(model, batch, step))
-    if step + 1 >= workload.spec.step_hint:
-        raise TrainingComplete  # the learning rate is 0 from here on: nothing would change
-    return state
+    return end_at_hint(state, step, workload.spec.step_hint)

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from harness.api import TrainingComplete
-from harness.schedules import lambda_lr, optimizer_step, warmup_cosine
+from harness.schedules import adam_args, cosine_to_hint, end_at_hint, optimizer_step
 
 
 def get_batch_size(workload) -> int:
@@ -24,20 +23,10 @@ def get_batch_size(workload) -> int:
 
 def init(workload, model, hparams, rng):
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(
-        params,
-        lr=hparams["lr"],
-        betas=(1.0 - hparams["one_minus_beta1"], hparams["beta2"]),
-        eps=1e-8,
-        weight_decay=hparams["weight_decay"],
-    )
-    hint = workload.spec.step_hint
-    sched = lambda_lr(opt, warmup_cosine(int(hparams["warmup_factor"] * hint), hint))
-    return {"opt": opt, "sched": sched, "loss": None}
+    opt = torch.optim.AdamW(params, **adam_args(hparams))
+    return cosine_to_hint(opt, hparams, workload.spec.step_hint)
 
 
 def update(workload, model, state, batch, hparams, step, rng):
     state = optimizer_step(model, state, workload.training_loss(model, batch, step))
-    if step + 1 >= workload.spec.step_hint:
-        raise TrainingComplete  # the learning rate is 0 from here on: nothing would change
-    return state
+    return end_at_hint(state, step, workload.spec.step_hint)

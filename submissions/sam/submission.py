@@ -16,8 +16,7 @@ import contextlib
 
 import torch
 
-from harness.api import TrainingComplete
-from harness.schedules import finish_step, lambda_lr, warmup_cosine
+from harness.schedules import adam_args, cosine_to_hint, end_at_hint, finish_step
 
 
 def get_batch_size(workload) -> int:
@@ -26,16 +25,8 @@ def get_batch_size(workload) -> int:
 
 def init(workload, model, hparams, rng):
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(
-        params,
-        lr=hparams["lr"],
-        betas=(1.0 - hparams["one_minus_beta1"], hparams["beta2"]),
-        eps=1e-8,
-        weight_decay=hparams["weight_decay"],
-    )
-    hint = workload.spec.step_hint
-    sched = lambda_lr(opt, warmup_cosine(int(hparams["warmup_factor"] * hint), hint))
-    return {"opt": opt, "sched": sched, "loss": None}
+    opt = torch.optim.AdamW(params, **adam_args(hparams))
+    return cosine_to_hint(opt, hparams, workload.spec.step_hint)
 
 
 @contextlib.contextmanager
@@ -72,6 +63,4 @@ def update(workload, model, state, batch, hparams, step, rng):
         for p, saved in zip(live, theta, strict=True):
             p.copy_(saved)  # back to theta exactly, with g_SAM in p.grad
     state = finish_step(model, state, loss)
-    if step + 1 >= workload.spec.step_hint:
-        raise TrainingComplete  # the learning rate is 0 from here on: nothing would change
-    return state
+    return end_at_hint(state, step, workload.spec.step_hint)
