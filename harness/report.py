@@ -225,15 +225,14 @@ def _target(trials: pd.DataFrame, workload: str, variant: str) -> str:
 
 def _closest(board: Board, workload: str, variant: str) -> str:
     """ "name: value" for the best ``best_metric`` on this workload, or "–"."""
-    if board.best.empty:
+    if board.best.empty or (workload, variant) not in board.best.index.droplevel(2):
         return "–"
-    idx = board.best.index
-    mine = board.best[[k[0] == workload and k[1] == variant for k in idx]].dropna()
+    mine = board.best.loc[(workload, variant)].dropna()  # by submission
     if mine.empty:
         return "–"
     t = board.trials[(board.trials.workload == workload) & (board.trials.variant == variant)]
-    key = mine.idxmin() if t["direction"].iloc[0] == "min" else mine.idxmax()
-    return f"{key[2]}: {mine[key]:.4g}"
+    name = mine.idxmin() if t["direction"].iloc[0] == "min" else mine.idxmax()
+    return f"{name}: {mine[name]:.4g}"
 
 
 def best_table(board: Board) -> Table:

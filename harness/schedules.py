@@ -17,6 +17,8 @@ import math
 
 import torch
 
+from harness.api import TrainingComplete
+
 
 def _warmup_cosine(step: int, warmup: int, horizon: int, end_factor: float) -> float:
     if step < warmup:
@@ -94,8 +96,6 @@ def end_at_hint(state: dict, step: int, step_hint: int) -> dict:
     ``cosine_to_hint`` learning rate is 0 from there on, so further steps would change nothing
     and only spend budget."""
     if step + 1 >= step_hint:
-        from harness.api import TrainingComplete
-
         raise TrainingComplete
     return state
 
