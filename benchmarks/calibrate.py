@@ -10,8 +10,8 @@ the workload's metric and the step/time at which each level was first met (with 
     python benchmarks/calibrate.py certification --submissions ibp --seeds 0 1 2 --steps 3000 \
         --hparams lr=2e-3 --levels 0.5 0.6 --tag=-ibp
 
-Calibration rule (WORKLOADS.md): target = median over seeds of the tuned baseline's best
-validation metric, rounded down to 0.01; budget = about 4/3 of the median training time the
+Calibration rule (docs/workloads.md#calibration): target = median over seeds of the tuned baseline's
+best validation metric, rounded down to 0.01; budget = about 4/3 of the median training time the
 baseline needs to reach it.
 """
 

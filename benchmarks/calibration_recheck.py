@@ -7,8 +7,8 @@ another; trials already finished in ``--runs`` are read back, not rerun. Writes
 ``benchmarks/results/calibration_recheck-<hw>.json`` and ``.md``: per run the status, time to
 target (and the evaluation before it), steps, ms/step and the best value of the metric.
 
-The rule (WORKLOADS.md): a tuned baseline reaches each target in most runs, an untuned or
-clearly weaker method does not always; the budget is about 4/3 of the time the baseline
+The rule (docs/workloads.md#calibration): a tuned baseline reaches each target in most runs, an
+untuned or clearly weaker method does not always; the budget is about 4/3 of the time the baseline
 needs, on the workload's evaluation grid.
 
     python benchmarks/calibration_recheck.py --runs runs-calib

@@ -10,7 +10,7 @@ class Clock:
     """Accumulates training time over start/stop segments, synchronizing the device first.
 
     ``synchronize`` is called before every read, so queued device work is charged to the
-    segment that launched it (DESIGN.md, "The clock").
+    segment that launched it (docs/design.md#the-clock).
     """
 
     def __init__(self, synchronize: Callable[[], None], elapsed_s: float = 0.0):

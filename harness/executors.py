@@ -1,7 +1,7 @@
 """Running sweep jobs through submitit: ``debug`` (in this process), ``local`` (one subprocess
 per job, at most ``parallelism`` at a time) or ``slurm`` (one job array per distinct resource
 request). The executor is always named explicitly: submitit's AutoExecutor would pick SLURM
-whenever ``srun`` is on the PATH (SLURM.md).
+whenever ``srun`` is on the PATH (docs/slurm.md#executors).
 
 Every job is a ``TrialJob``: checkpointable, so a preempted or timed-out SLURM job is requeued
 and the runner resumes it from its last checkpoint. A job that ends without finishing its

@@ -5,8 +5,9 @@
     leaderboards/<hw>/figures/*.png    performance profile, curves per workload, time to target
     leaderboards/<hw>/results.parquet  every evaluation of this class (``harness.collect``)
 
-Runs of other hardware classes are listed as problems, never ranked with these (DESIGN.md,
-"Hardware classes"). The numbers come from ``harness.scoring``; ``docs/scoring.md`` says how.
+Runs of other hardware classes are listed as problems, never ranked with these
+(docs/design.md#hardware-classes). The numbers come from ``harness.scoring``; ``docs/scoring.md``
+says how.
 """
 
 from __future__ import annotations

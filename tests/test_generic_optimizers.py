@@ -1,6 +1,6 @@
 """The generic optimizer submissions (adamw, nadamw, sgd_nesterov, adamp, sam): each update
-matches a hand computation of its rule (METHODS.md section 6) on a tiny quadratic, run through
-the submission's own ``init`` and ``update``; and a generic submission reads nothing of a
+matches a hand computation of its rule (docs/methods.md#generic-optimizers) on a tiny quadratic, run
+through the submission's own ``init`` and ``update``; and a generic submission reads nothing of a
 workload beyond the generic API."""
 
 from __future__ import annotations

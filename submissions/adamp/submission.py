@@ -2,7 +2,7 @@
 
 Heo et al., ICLR 2021 ("AdamP: Slowing down the slowdown for momentum optimizers on
 scale-invariant weights", arXiv 2006.08217), as ``clovaai/AdamP``'s ``adamp/adamp.py``
-(METHODS.md section 6): the Adam direction q = m / denom; for a tensor with more than one
+(docs/methods.md#adamp): the Adam direction q = m / denom; for a tensor with more than one
 dimension, if the gradient is nearly orthogonal to the weight, first per output channel
 (rows), then for the whole layer, i.e. max |cos(g, w)| < delta / sqrt(row length), q loses
 its component along w (q <- q - w_hat (w_hat . q) per row) and the weight decay is scaled by

@@ -1,5 +1,5 @@
 """Boosted neural min-sum (Kwak, Yun, Kim, No; NeurIPS 2023, arXiv 2310.07194), adapted to the
-workload's fixed L iterations (METHODS.md 1.3).
+workload's fixed L iterations (docs/methods.md#boosted_nms).
 
 1. Base decoder, iterations 1..B (B = L - post_iters): SCN and channel weights, UCN tied to SCN
    (sharing [3, 0, 3]), BCE on iteration B, fresh frames over an Eb/N0 range.

@@ -1,4 +1,5 @@
-"""Backpropagation through time with the workload's sigmoid surrogate (METHODS.md 2.2).
+"""Backpropagation through time with the workload's sigmoid surrogate
+(docs/methods.md#bptt_surrogate).
 
 Autograd through the whole unrolled network: the membrane u[t-1] -> u[t], the recurrent
 spikes R s[t-1], the leaky readout and the soft reset; loss = the workload's cross-entropy of

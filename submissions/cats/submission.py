@@ -1,5 +1,5 @@
 """CATS, curvature-aware task scaling (Li & Gong, NeurIPS 2021, arXiv 2104.07639), as the
-consolidated rule of METHODS.md 4.3 (the paper's Algorithm 1 could not be retrieved; see
+consolidated rule of docs/methods.md#cats (the paper's Algorithm 1 could not be retrieved; see
 README.md for what is ours).
 
 Per-language weights w = softmax(a) scale the per-language losses: the model is trained on the

@@ -1,7 +1,7 @@
 """IBP certified training with a linear eps ramp and natural/robust loss mixing.
 
 Gowal et al. 2018 ("On the effectiveness of interval bound propagation", arXiv 1810.12715) as
-implemented by CROWN-IBP's code with beta = 0 (METHODS.md 3.1, 3.2): standard PyTorch
+implemented by CROWN-IBP's code with beta = 0 (docs/methods.md#ibp): standard PyTorch
 initialization; natural cross-entropy while eps = 0; then eps ramps linearly (auto_LiRPA's
 ``LinearScheduler``) to the workload's eps and the loss is
 kappa CE(z, y) + (1 - kappa) L_rob, kappa = 1 - (1 - kappa_final) eps_t / eps_max, with L_rob the

@@ -1,7 +1,7 @@
 """IBP with short warmup (Shi et al., NeurIPS 2021, "Fast certified robust training with short
 warmup", arXiv 2103.17268; code ``shizhouxing/Fast-Certified-Robust-Training``).
 
-Three changes to plain IBP (METHODS.md 3.3), from the authors' code:
+Three changes to plain IBP (docs/methods.md#ibp_short_warmup), from the authors' code:
 1. IBP initialization: conv/linear weights except the last ~ N(0, 2 pi / fan_in^2)
    (``regularizers.ibp_init``);
 2. batch norm after every layer: the workload's networks already have it;

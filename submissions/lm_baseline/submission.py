@@ -2,7 +2,7 @@
 
 Every token of every training document is trained (the workload's default ``"train"`` stream and
 loss); AdamW with beta2 0.98, linear warmup, then cosine decay to 0 over ``horizon_factor x
-step_hint`` steps, gradient-norm clip 1 (GPT-2 / nanoGPT-style recipe, METHODS.md 6).
+step_hint`` steps, gradient-norm clip 1 (GPT-2 / nanoGPT-style recipe, docs/methods.md#lm_baseline).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ m_bar = beta1 m_t + (1 - beta1) g_t instead of m_t (Dozat 2016; Table 1 of arXiv
 as AlgoPerf's ``nadamw()`` computes it. Not ``torch.optim.NAdam``: its momentum-decay schedule
 mu_t = beta1 (1 - 0.5 x 0.96^(t psi)) is a different rule. Same objective, batch size and
 schedule as ``adamw`` (warmup over ``warmup_factor x step_hint``, cosine to 0 at
-``step_hint``). METHODS.md section 6. A generic method.
+``step_hint``). docs/methods.md#nadamw. A generic method.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Adam on the per-iteration check-node and channel weights of the workload's decoder, UCN weights
 tied to the check-node weights (sharing [3, 0, 3] of Kwak et al. 2023), BCE on the last
 iteration (or Nachmani's multi-loss with eta > 0), random codewords over a range of Eb/N0 drawn
-per frame. Weights are projected to [0, 2] after every step (METHODS.md 1.1-1.2).
+per frame. Weights are projected to [0, 2] after every step (docs/methods.md#nms_baseline).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Pretrain-then-mix (Choi et al., NeurIPS 2023, arXiv 2312.06134; METHODS.md 4.4): train on the
+"""Pretrain-then-mix (Choi et al., NeurIPS 2023, arXiv 2312.06134;
+docs/methods.md#pretrain_then_mix): train on the
 high-resource languages only until s* = switch_frac x step_hint, then on all languages with
 temperature sampling at ``temperature``; optionally re-warm the learning rate at s*.
 

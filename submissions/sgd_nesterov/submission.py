@@ -4,8 +4,8 @@
 theta <- theta - lr (g + mu b), mu = 1 - one_minus_beta1. The learning rate warms up linearly
 over ``warmup_factor x step_hint`` steps, decays linearly to ``lr x end_factor`` over
 ``decay_steps_factor x (step_hint - warmup)`` steps, then stays there (AlgoPerf's
-``create_lr_schedule_fn``). Workload objective and batch size as ``adamw``. METHODS.md
-section 6. A generic method.
+``create_lr_schedule_fn``). Workload objective and batch size as ``adamw``.
+docs/methods.md#sgd_nesterov. A generic method.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Spatial learning through time, SLTT and SLTT-K (Meng et al., ICCV 2023; METHODS.md 2.5).
+"""Spatial learning through time, SLTT and SLTT-K (Meng et al., ICCV 2023; docs/methods.md#sltt).
 
 Like OTTT, every temporal route is cut and the per-step loss is backpropagated at each step,
 but the weight gradient uses the actual input z[t] through ordinary autograd (no trace):

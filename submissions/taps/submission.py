@@ -4,7 +4,7 @@ arXiv 2305.04574; code ``eth-sri/TAPS``, read at commit 6b5c5d9: ``torch_model_w
 ``mix_train.py``, ``scripts/train_tinyimagenet``).
 
 The model splits into a feature extractor g (``model.features``) and a head h (``model.head``),
-TAPS's ``--block-sizes 17 4`` for CNN7 (METHODS.md 3.4):
+TAPS's ``--block-sizes 17 4`` for CNN7 (docs/methods.md#taps):
 1. IBP through g gives a latent box [l, u]; IBP through h gives the margin bounds of L_IBP.
 2. PGD in the head, without parameter gradients: for every class j != y a point z_j in [l, u]
    maximizing h(z_j)_j - h(z_j)_y (``n`` sign-gradient steps of size eta (u - l), eta_0 =

@@ -1,7 +1,8 @@
 """Temperature sampling: every example's language is drawn i.i.d. from p_i ~ D_i^(1/T).
 
 Arivazhagan et al. 2019 ("Massively multilingual neural machine translation in the wild",
-arXiv 1907.05019), METHODS.md 4.2: T = 1 samples in proportion to the data, T = inf uniformly;
+arXiv 1907.05019), docs/methods.md#temperature_sampling: T = 1 samples in proportion to the data, T
+= inf uniformly;
 T is tuned. The model is trained with the workload's label-smoothed loss, AdamW with
 beta = (0.9, 0.98) (Vaswani et al.; fairseq's translation recipe), linear warmup then cosine
 decay over ``horizon_factor x step_hint`` steps, gradient-norm clip 1.

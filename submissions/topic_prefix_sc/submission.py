@@ -1,10 +1,12 @@
 """TopicPrefix with the sentence-completion loss (Lee et al., NeurIPS 2022, arXiv 2206.04624).
 
-Data (TopicPrefix, METHODS.md 5.2): every sentence of a biography is prefixed with its document's
+Data (TopicPrefix, docs/methods.md#topic_prefix_sc): every sentence of a biography is prefixed with
+its document's
 topic entity and a colon, "Name Name Name : He grew up in Boston.", unless it already starts with
 the entity; question-answer documents are left as they are (their question names the person).
 
-Loss (sentence completion, METHODS.md 5.3): within every sentence the tokens up to the pivot get
+Loss (sentence completion, docs/methods.md#topic_prefix_sc): within every sentence the tokens up to
+the pivot get
 weight ``pre_pivot_weight`` and the tokens after it weight 1; the pivot is the workload's (bioS:
 the first token of the attribute value; QA: the first answer token); the document-final
 end-of-document token gets weight 0. The weights are aligned with the targets (the workload's

@@ -1,5 +1,6 @@
 """The methods' building blocks: Fast-IBP's initialization and regularizers, TAPS's pivotal
-points, gradient connector and gradient expander (METHODS.md 3.3, 3.4)."""
+points, gradient connector and gradient expander (docs/methods.md#ibp_short_warmup,
+docs/methods.md#taps)."""
 
 from __future__ import annotations
 

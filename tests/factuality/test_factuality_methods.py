@@ -1,5 +1,5 @@
-"""The factuality submissions' rules: TopicPrefix (METHODS.md 5.2) and the sentence-completion
-loss (5.3), on the workload's real documents."""
+"""The factuality submissions' rules: TopicPrefix and the sentence-completion
+loss (docs/methods.md#topic_prefix_sc), on the workload's real documents."""
 
 from __future__ import annotations
 

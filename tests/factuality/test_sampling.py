@@ -1,4 +1,4 @@
-"""Nucleus and factual-nucleus sampling (METHODS.md 5.4)."""
+"""Nucleus and factual-nucleus sampling (docs/methods.md#nucleus-and-factual-nucleus-sampling)."""
 
 from __future__ import annotations
 

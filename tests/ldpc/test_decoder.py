@@ -1,4 +1,4 @@
-"""The reference neural min-sum decoder (METHODS.md 1.1)."""
+"""The reference neural min-sum decoder (docs/methods.md#neural-min-sum-decoder)."""
 
 from __future__ import annotations
 

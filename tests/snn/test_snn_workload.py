@@ -1,7 +1,7 @@
 """The snn workload: neuron, networks, gradient estimators, data, evaluator and bad input.
 
 Gradient checks are exact comparisons with independent hand-written computations on tiny
-networks (METHODS.md 2.2-2.5); the memory property is checked with the exact saved-tensor
+networks (docs/methods.md#snn); the memory property is checked with the exact saved-tensor
 meter, not with timings.
 """
 
@@ -128,8 +128,8 @@ def test_bptt_gradient_matches_autograd_through_the_unrolled_network():
 
 
 def test_bptt_gradient_matches_finite_differences_with_a_smooth_spike(monkeypatch):
-    """METHODS.md 2.2: with the surrogate replaced by the true sigmoid the network is smooth,
-    and BPTT must equal finite differences (3 neurons, T = 4)."""
+    """docs/methods.md#bptt_surrogate: with the surrogate replaced by the true sigmoid the network
+    is smooth, and BPTT must equal finite differences (3 neurons, T = 4)."""
     monkeypatch.setattr(neuron, "spike", lambda x, alpha=ALPHA: torch.sigmoid(alpha * x))
     net = tiny("rsnn", hidden=(3,), T=4, in_features=1)
     x = torch.randn(2, 4, dtype=torch.float64)

@@ -1,5 +1,5 @@
-"""The translation submissions' rules (METHODS.md 4.2-4.4): temperature sampling's frequencies,
-CATS's primal-dual weight updates, pretrain-then-mix's two stages."""
+"""The translation submissions' rules (docs/methods.md#translation): temperature sampling's
+frequencies, CATS's primal-dual weight updates, pretrain-then-mix's two stages."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Workload ``certification``: certified training; the score is sound certified accuracy.
 
-Facts and sources: WORKLOADS.md section 3, METHODS.md section 3; this folder's README.md says
+Facts and sources: docs/workloads.md#certification, docs/methods.md#certification; this folder's
+README.md says
 how targets and budgets were calibrated. Fixed here: the data and splits (``data.py``,
 ``tinyimagenet.py``), the networks (``model.py``: CNN7 with batch norm and its scaled-down
 versions, split into ``features`` and ``head``), eps, and the evaluator: interval bound

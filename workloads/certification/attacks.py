@@ -1,6 +1,7 @@
 """PGD in the eps-box: an upper bound on robust accuracy, reported for analysis, never scored.
 
-Rules (METHODS.md 3.5, TAPS's ``attacks.adv_whitebox`` as used by ``mnbab_certify.py``):
+Rules (docs/methods.md#pgd-evaluation-only, TAPS's ``attacks.adv_whitebox`` as used by
+``mnbab_certify.py``):
 cross-entropy loss; each restart starts uniformly within +-1/2 of the box width around x
 (clipped to the box); sign-gradient ascent with step eta_k * max((x_hi - x_lo) / 2) per sample,
 eta_0 = 0.2, times 0.1 at 50%, 80% and 90% of the steps; projection onto the clipped box; a

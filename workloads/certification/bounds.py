@@ -1,6 +1,7 @@
 """Interval bound propagation (IBP): the sound evaluator of the workload, a building block too.
 
-Rules (METHODS.md 3.1, as in auto_LiRPA's ``interval_propagate``): the input box is
+Rules (docs/methods.md#ibp-bounds-and-the-robust-loss, as in auto_LiRPA's ``interval_propagate``):
+the input box is
 [clip(x - eps), clip(x + eps)] within [0, 1]; an interval is carried as centre mu and radius r.
 
 - affine layers (normalize, Conv2d, Linear, BatchNorm): mu' = A mu + b, r' = |A| r
@@ -167,7 +168,8 @@ def robust_loss(m_lower: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def mixed_loss(model: CertNet, x, y, eps: float, eps_max: float, kappa_final: float):
     """IBP training's loss at the current ``eps`` of a ramp to ``eps_max`` (CROWN-IBP's code
-    with beta = 0, METHODS.md 3.1): natural cross-entropy while eps = 0, then
+    with beta = 0, docs/methods.md#ibp-bounds-and-the-robust-loss): natural cross-entropy while eps
+    = 0, then
     kappa CE(z, y) + (1 - kappa) L_rob with kappa = 1 - (1 - kappa_final) eps / eps_max."""
     if eps == 0.0:
         return F.cross_entropy(model(x), y)

@@ -1,4 +1,4 @@
-"""eps ramps for certified training (METHODS.md 3.2), as functions of the optimizer step.
+"""eps ramps for certified training (docs/methods.md#eps-ramps), as functions of the optimizer step.
 
 - ``linear_eps``: auto_LiRPA's ``LinearScheduler``: 0 until ``start``, then linear to
   ``eps_max`` at ``start + length``, constant after.

@@ -1,6 +1,7 @@
 """Workload ``factuality``: factual text generation, scored exactly against a knowledge base.
 
-Facts and sources: WORKLOADS.md section 5, METHODS.md section 5; this folder's README.md says how
+Facts and sources: docs/workloads.md#factuality, docs/methods.md#factuality; this folder's README.md
+says how
 the target was calibrated. ``default`` and ``smoke`` train a small decoder-only GPT (``model.py``)
 from scratch on the biographies and question-answer pairs of a seeded synthetic knowledge base
 (``kb.py``, the bioS recipe). The evaluator asks the *minority* people's questions, which are never

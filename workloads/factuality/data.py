@@ -1,6 +1,7 @@
 """Training documents, their stream, and packing into language-model batches.
 
-The training stream carries structure, not just text (WORKLOADS.md 5): every ``Document`` has its
+The training stream carries structure, not just text (docs/workloads.md#factuality): every
+``Document`` has its
 topic entity, its kind ("bio", "qa" or "text"), its sentences as token ids, and per sentence a
 *pivot*: the index of the first token of the attribute value (bioS; for a question-answer pair the
 first token of the answer; for real text the middle word). Methods such as TopicPrefix and the
@@ -9,7 +10,7 @@ sentence-completion loss read these fields instead of parsing text.
 ``pack`` lays documents end to end into rows of ``length`` tokens (each document followed by
 ``<eos>``, a document never split across rows, the rest of a row padded), standard GPT packing.
 A ``LMBatch``'s ``loss_mask`` is aligned with the *targets* (``tokens[:, 1:]``), not the inputs:
-METHODS.md 5.3 warns that the released SC code shifts it by one.
+the released SC code shifts it by one (docs/methods.md#topic_prefix_sc).
 """
 
 from __future__ import annotations

@@ -390,7 +390,8 @@ def build_full(
     room for end-of-sequence and topic prefixes when that is half the context). A document's
     first sentence is encoded as a text's start, the others with their leading space, so a
     document's tokens are the encoding of its sentences joined by spaces. Pivot: the first token
-    of word floor(n / 2) of the sentence's n words (``v3_all_after_half``, METHODS.md 5.3).
+    of word floor(n / 2) of the sentence's n words (``v3_all_after_half``,
+    docs/methods.md#topic_prefix_sc).
     The prompts are shuffled by ``random.Random(seed)``; validation gets the first half.
     """
     for name, v in (("bpe_vocab", bpe_vocab), ("max_sentence_tokens", max_sentence_tokens)):

@@ -1,7 +1,8 @@
 """The synthetic knowledge base of the ``default`` variant: people, biographies, questions.
 
 The bioS recipe of Allen-Zhu & Li ("Physics of Language Models 3.1", arXiv 2309.14316;
-METHODS.md 5.1) at CPU scale. Every person has a unique three-word name and six attributes:
+docs/workloads.md#factuality) at CPU scale. Every person has a unique three-word name and six
+attributes:
 birth date, birth city, university, major, employer, and work city (the employer's headquarters).
 A biography has one sentence per attribute, each from ``TEMPLATES_PER_ATTRIBUTE`` templates; its
 first sentence names the person in full, the others use a pronoun (bioS). The *majority* of people

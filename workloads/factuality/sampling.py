@@ -1,4 +1,5 @@
-"""The workload's decoding: greedy answers, nucleus and factual-nucleus sampling (METHODS.md 5.4).
+"""The workload's decoding: greedy answers, nucleus and factual-nucleus sampling
+(docs/methods.md#nucleus-and-factual-nucleus-sampling).
 
 Nucleus sampling (Holtzman et al., arXiv 1904.09751): sort the next-token probabilities, keep the
 smallest prefix whose mass reaches p (the token that crosses p is kept, so at least one token

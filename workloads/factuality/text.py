@@ -1,6 +1,7 @@
 """Text side of the workload: the closed word vocabulary, the mention trie, the metrics.
 
-Factual precision (WORKLOADS.md 5): attribute mentions in a generation are found by a trie over
+Factual precision (docs/workloads.md#factuality): attribute mentions in a generation are found by a
+trie over
 the closed vocabulary of attribute values (longest match, left to right, non-overlapping); a
 mention is correct iff it equals the topic person's knowledge-base value for the attribute it can
 express. Birth city and work city share one pool of cities, so a city mention is correct iff it is

@@ -1,6 +1,6 @@
 """Workload ``ldpc``: train a neural min-sum decoder of a standard LDPC code.
 
-Facts and sources: WORKLOADS.md section 1, METHODS.md section 1; this folder's README.md says
+Facts and sources: docs/workloads.md#ldpc, docs/methods.md#ldpc; this folder's README.md says
 how the targets were calibrated. The model family (flooding neural min-sum, per-iteration SCN,
 UCN and channel weights in [0, 2]) and the evaluator (reference decoder, fixed-seed frames,
 Clopper-Pearson bound) are fixed here; methods choose training SNRs, codewords, losses,
@@ -95,8 +95,8 @@ SPECS: dict[str, LdpcSpec] = {
         eval_chunk=50_000,
         frame_cap=100_000_000,
         data="generated: IEEE 802.16e (576,432), error-floor regime, 50 iterations",
-        calibration="provisional: target from WORKLOADS.md (1e-5 on one GPU); budget not yet "
-        "measured on a GPU",
+        calibration="provisional: the error-floor target of docs/workloads.md#ldpc (1e-5 on one "
+        "GPU); budget not yet measured on a GPU",
     ),
 }
 
@@ -164,7 +164,8 @@ class LdpcWorkload(Workload):
         return {"train": stream()}
 
     def loss(self, model: NeuralMinSum, batch: LdpcBatch) -> torch.Tensor:
-        """BCE of the last iteration's APP LLR against the codeword (METHODS.md 1.2)."""
+        """BCE of the last iteration's APP LLR against the codeword
+        (docs/methods.md#nms_baseline)."""
         outs, _ = model(batch.llr)
         return torch.nn.functional.binary_cross_entropy_with_logits(-outs[-1], batch.bits)
 

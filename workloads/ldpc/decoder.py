@@ -1,4 +1,4 @@
-"""The reference flooding neural min-sum decoder (METHODS.md 1.1).
+"""The reference flooding neural min-sum decoder (docs/methods.md#neural-min-sum-decoder).
 
 Layout: edges are stored check-major and padded, so a check-node update is a reduction over the
 last axis of a (B, m, dc_max) tensor. Padding slots hold ``PAD`` (a positive magnitude larger
@@ -101,7 +101,8 @@ class DecoderState:
 
 class NeuralMinSum(nn.Module):
     """Flooding neural min-sum with per-iteration check-node (SCN), unsatisfied-check-node
-    (UCN) and channel weights (METHODS.md 1.1; Kwak et al. 2023, sharing [3, 3, 3]).
+    (UCN) and channel weights (docs/methods.md#neural-min-sum-decoder; Kwak et al. 2023, sharing [3,
+    3, 3]).
 
     A check c is unsatisfied at iteration t when the hard decision of o^{t-1} (for t = 1, of
     w_ch[0] * llr) has odd parity on c; its outgoing messages then use w_ucn[t] instead of

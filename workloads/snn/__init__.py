@@ -1,6 +1,6 @@
 """Workload ``snn``: train a spiking network classifier; gradient estimators are the methods.
 
-Facts and sources: WORKLOADS.md section 2, METHODS.md section 2; this folder's README.md says how
+Facts and sources: docs/workloads.md#snn, docs/methods.md#snn; this folder's README.md says how
 the targets were calibrated. Fixed here: the LIF neuron with soft reset and sigmoid surrogate
 (``neuron.py``), the networks (``model.py``), the data and splits (``data.py``, ``cifar.py``) and
 the evaluator (accuracy of the argmax of the time-averaged readout, on a fresh reference network
@@ -104,7 +104,7 @@ SPECS: dict[str, SnnSpec] = {
         eval_samples=5000,
         eval_batch=250,
         data="CIFAR-10 (uoft-cs/cifar10 through datasets, or a local path), 45k/5k/10k",
-        calibration="provisional: OTTT reports about 93% with VGG-11 at T = 6 (WORKLOADS.md); "
+        calibration="provisional: OTTT reports about 93% with VGG-11 at T = 6 (arXiv 2210.04195); "
         "target set below it, budget not yet measured on a GPU",
     ),
 }

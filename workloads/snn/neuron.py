@@ -1,6 +1,7 @@
 """The workload's reference neuron: LIF with soft reset and a sigmoid surrogate gradient.
 
-Fixed by the workload (METHODS.md 2.1, OTTT's ``OnlineLIFNode`` with ``decay_input=False`` and
+Fixed by the workload (docs/methods.md#lif-neuron, OTTT's ``OnlineLIFNode`` with
+``decay_input=False`` and
 ``v_reset=None``), so that gradient estimators are what submissions differ in:
 
     charge   u[t] = lam * u~[t-1] + I[t]            lam = 1 - 1/tau = 0.5 at tau = 2

@@ -5,7 +5,8 @@
 of step t is freed before step t+1 runs: memory is constant in T. Gradients accumulate in
 ``.grad`` over the steps; the caller takes the optimizer step (once per batch: OTTT_A, SLTT).
 
-``PresynapticTraces`` is OTTT's synapse hook (METHODS.md 2.4, ``WrapedSNNOp`` and ``Replace`` in
+``PresynapticTraces`` is OTTT's synapse hook (docs/methods.md#ottt, ``WrapedSNNOp`` and ``Replace``
+in
 ``pkuxmq/OTTT-SNN``): the forward uses the actual input z[t], the weight gradient uses the trace
 a[t] = lam a[t-1] + z[t] (``lam`` of the neuron, or of the readout for the readout synapse), and
 the error sent to the layer below is the ordinary W^T delta[t].

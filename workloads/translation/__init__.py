@@ -1,6 +1,7 @@
 """Workload ``translation``: one-to-many multilingual translation with imbalanced data.
 
-Facts and sources: WORKLOADS.md section 4, METHODS.md section 4; this folder's README.md says how
+Facts and sources: docs/workloads.md#translation, docs/methods.md#translation; this folder's
+README.md says how
 the target was calibrated. Fixed here: the corpus (``corpus.py`` generates the default one; ``full``
 loads real pairs through ``hf_pairs.py`` and a joint BPE from ``bpe.py``), the pre-LN Transformer
 (``model.py``), the default loss (label-smoothed cross-entropy in fairseq's form) and the
@@ -70,7 +71,8 @@ class TranslationSpec(WorkloadSpec):
     max_len: int = 32  # tokens per side, tag and </s> included; longer pairs are dropped
     label_smoothing: float = 0.1
     # the ``"train"`` stream's mixture, p_i ~ D_i^(1/T): the common T = 5 of Arivazhagan et al.
-    # 2019 (METHODS.md 4.2), so a method that keeps the default data order is not starved of
+    # 2019 (docs/methods.md#temperature_sampling), so a method that keeps the default data order is
+    # not starved of
     # the low-resource languages (T = 1, proportional, gives `bc` 0.6% of the examples)
     train_temperature: float = 5.0
     eval_batch: int = 500

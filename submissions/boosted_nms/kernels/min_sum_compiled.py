@@ -1,6 +1,7 @@
 """Weighted min-sum check-node update fused by ``torch.compile`` (C++ on CPU, Triton on GPU).
 
-The formulation keeps min1, argmin, min2 and the sign parity per check (METHODS.md 1.1) and
+The formulation keeps min1, argmin, min2 and the sign parity per check
+(docs/methods.md#neural-min-sum-decoder) and
 computes min2 with a ``where`` instead of the reference's scatter, so inductor fuses the row
 reductions and the output into one loop over the rows. Both minima use ``Tensor.min(dim)``, not
 ``amin``: at a tie ``amin`` splits the gradient between the tied slots, ``min`` gives it to one

@@ -1,4 +1,4 @@
-"""Fused weighted min-sum check-node update in Triton (METHODS.md 1.1, "Fused kernel").
+"""Fused weighted min-sum check-node update in Triton (docs/methods.md#neural-min-sum-decoder).
 
 Replaces ``workloads.ldpc.decoder.check_node_update``: one program per block of rows (b, c) of
 the padded check-major (B, m, dc) layout. Per row the forward keeps min1, min2, argmin and the
