@@ -129,13 +129,14 @@ def test_slugs_follow_github():
 @pytest.mark.parametrize(
     "text,expected",
     [
-        ("see " + "METHODS" + ".md section 6", "not in the repository"),
-        ("(" + "SLURM" + ".md)", "not in the repository"),
+        (f"see {'METHODS'}.md section 6", "not in the repository"),
+        (f"({'SLURM'}.md)", "not in the repository"),
         # written in two parts, so that this file does not cite them itself
         ("see docs/" + "nowhere.md", "/nowhere.md, which does not exist"),
         ("see ../../docs/" + "nowhere.md", "/nowhere.md, which does not exist"),
         ("see docs/" + "design.md#no-such-heading", "no heading with anchor #no-such-heading"),
     ],
+    ids=["methods-note", "slurm-note", "missing-doc", "missing-doc-relative", "missing-anchor"],
 )
 def test_bad_citations_are_named(text, expected):
     problems = link_problems(ROOT / "README.md", text)
