@@ -1,4 +1,4 @@
-"""The project's LDPC code files: sizes, ranks, agreement with the shared reference data."""
+"""The project's LDPC code files: sizes, ranks, agreement with the upstream files in codes/sources/."""
 
 from __future__ import annotations
 
@@ -21,13 +21,7 @@ from workloads.ldpc.codes import (
 from workloads.ldpc.gf2 import gf2_rank
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED_CANDIDATES = (Path("/work/shared/data/ldpc"), REPO_ROOT.parent / "shared" / "data" / "ldpc")
-SHARED = next((p for p in SHARED_CANDIDATES if p.is_dir()), None)
-needs_shared = pytest.mark.skipif(
-    SHARED is None,
-    reason="shared LDPC reference data not found at "
-    + " or ".join(str(p) for p in SHARED_CANDIDATES),
-)
+UPSTREAM = convert_codes.DEFAULT_SRC  # the upstream files, committed verbatim
 
 # name -> (n, m, k, edges); k is checked against an independently computed rank below.
 FACTS = {
@@ -98,19 +92,17 @@ def test_json_file_layout(name):
     assert text.count("\n") == len(d["checks"]) + 12  # one check per line
 
 
-@needs_shared
 def test_json_files_equal_converter_output():
-    codes = convert_codes.convert(SHARED)
+    codes = convert_codes.convert(UPSTREAM)
     assert sorted(codes) == available_codes()
     for name, code in codes.items():
         assert code == load_code(name)
         assert (CODES_DIR / f"{name}.json").read_text() == code.to_json()
 
 
-@needs_shared
 def test_wifi_alist_and_basegraph_agree():
-    bg = parse_basegraph((SHARED / "802_11n_N648_R56_z27.basegraph.txt").read_text(), 27)
-    al = parse_alist((SHARED / "WIFI_540_648.alist").read_text())
+    bg = parse_basegraph((UPSTREAM / "802_11n_N648_R56_z27.basegraph.txt").read_text(), 27)
+    al = parse_alist((UPSTREAM / "WIFI_540_648.alist").read_text())
     assert convert_codes.compare_matrices(bg, al) == "identical"
     assert bg == (648, [list(c) for c in load_code("wifi_648_540").checks])
 

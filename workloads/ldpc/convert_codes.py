@@ -1,6 +1,6 @@
-"""Convert the shared reference LDPC matrices into the project's JSON files, verifying them.
+"""Convert the upstream LDPC matrices (``codes/sources/``) into the project's JSON files, checked.
 
-    python -m workloads.ldpc.convert_codes [--src ../shared/data/ldpc] [--out workloads/ldpc/codes]
+    python -m workloads.ldpc.convert_codes [--src DIR] [--out DIR]   # defaults: codes/sources, codes
 
 Every code is checked against its published size (n, m, k, edges); k is n - rank_GF2(H). The
 WiFi (648, 540) code is read from the boosting repo's base matrix and cross-checked against
@@ -21,7 +21,7 @@ from workloads.ldpc.codes import CODES_DIR, LdpcCode, parse_alist, parse_basegra
 from workloads.ldpc.gf2 import gf2_rank
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_SRC = REPO_ROOT.parent / "shared" / "data" / "ldpc"
+DEFAULT_SRC = Path(__file__).resolve().parent / "codes" / "sources"  # the upstream files, verbatim
 
 _BOOSTING = (
     "BaseGraph/ of the NeurIPS 2023 'Boosting Learning for LDPC Codes to Improve the "
