@@ -1,4 +1,4 @@
-"""The project's LDPC code files: sizes, ranks, agreement with the upstream files in codes/sources/."""
+"""The project's LDPC code files: sizes, ranks, agreement with the upstream codes/sources/."""
 
 from __future__ import annotations
 

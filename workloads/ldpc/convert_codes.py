@@ -1,6 +1,6 @@
 """Convert the upstream LDPC matrices (``codes/sources/``) into the project's JSON files, checked.
 
-    python -m workloads.ldpc.convert_codes [--src DIR] [--out DIR]   # defaults: codes/sources, codes
+    python -m workloads.ldpc.convert_codes [--src DIR] [--out DIR]  # default: codes/sources
 
 Every code is checked against its published size (n, m, k, edges); k is n - rank_GF2(H). The
 WiFi (648, 540) code is read from the boosting repo's base matrix and cross-checked against
