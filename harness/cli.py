@@ -305,7 +305,8 @@ def print_plan(jobs: list, todo: list, done: list, runs: Path, kind: str) -> Non
         f"{len(done)} already done, {len(todo)} to run"
     )
     hw = records.hardware_class() if kind == records.device_kind(records.hardware_class()) else ""
-    overhead = measured_overhead_s(runs, hw) if hw else {}
+    board = discovery.repo_root() / "leaderboards" / hw / "results.parquet"
+    overhead = measured_overhead_s(runs, hw, board) if hw else {}
     budgets = sum(job_budget_s(j, kind) for j in todo)
     extra = sum(overhead.get((j.workload, j.variant), 0.0) for j in todo)
     unmeasured = sorted({j.workload for j in todo if (j.workload, j.variant) not in overhead})
@@ -313,8 +314,8 @@ def print_plan(jobs: list, todo: list, done: list, runs: Path, kind: str) -> Non
         f"device time, at most: {fmt_duration(budgets + extra)} = {fmt_duration(budgets)} of "
         f"training budgets ({kind}) for the {len(todo)} trials to run"
         + (
-            f" + {fmt_duration(extra)} of setup and evaluation (per trial the largest measured "
-            f"in {runs} on {hw})"
+            f" + {fmt_duration(extra)} of setup and evaluation (per trial of a workload, the "
+            f"largest measured on {hw} in {runs} or leaderboards/{hw}/)"
             if extra
             else ""
         )
@@ -323,9 +324,10 @@ def print_plan(jobs: list, todo: list, done: list, runs: Path, kind: str) -> Non
         print(
             "  not included: setup and evaluation time of "
             + ", ".join(unmeasured)
-            + " (no finished trial here to measure it from); trials that reach their target "
-            "stop before their budget"
+            + " (no finished trial here to measure it from)"
         )
+    if todo:
+        print("  a bound: a trial that reaches its target stops before its budget")
     print("dry run: nothing written (no plan files, no records)")
 
 

@@ -148,11 +148,37 @@ def job_budget_s(job: Job, kind: str) -> float:
     return float(discovery.get_spec(job.workload, job.variant).budget_for(kind))
 
 
-def measured_overhead_s(runs: Path, hw: str) -> dict[tuple[str, str], float]:
+_BOARD_COLUMNS = (
+    "hardware_class",
+    "workload",
+    "variant",
+    "run_dir",
+    "eval",
+    "wall_time_s",
+    "train_time_s",
+)
+
+
+def measured_overhead_s(
+    runs: Path, hw: str, board: Path | None = None
+) -> dict[tuple[str, str], float]:
     """(workload, variant) -> the largest wall time beyond training (setup, evaluations,
     checkpoints, the final test evaluation) of any finished, not failed, trial under ``runs``
-    on hardware class ``hw``: the per-trial overhead a plan's device-time bound adds."""
+    on hardware class ``hw``: the per-trial overhead a plan's device-time bound adds. A
+    leaderboard's ``results.parquet`` (``board``) adds its trials, up to their last evaluation
+    (it holds no final test evaluation)."""
     out: dict[tuple[str, str], float] = {}
+    if board is not None and board.is_file():
+        import pandas as pd
+
+        try:
+            df = pd.read_parquet(board, columns=[*_BOARD_COLUMNS])
+        except (OSError, ValueError, KeyError):
+            df = None
+        if df is not None and not df.empty:
+            df = df[df.hardware_class == hw].sort_values("eval").groupby("run_dir").tail(1)
+            extra = (df.wall_time_s - df.train_time_s).groupby([df.workload, df.variant]).max()
+            out.update({(str(w), str(v)): float(x) for (w, v), x in extra.items()})
     for run_json in Path(runs).glob(f"{hw}/*/*/*/*/trial_*/{records.RUN_JSON}"):
         try:
             run = records.read_run(run_json.parent)
