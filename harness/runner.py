@@ -148,9 +148,11 @@ class StepLog:
 
     The loop only appends a tuple per row: losses stay tensors (no device synchronization)
     until ``flush``, which converts them together and appends the rows to the file; the runner
-    flushes at evaluations, checkpoints and the end."""
+    flushes at evaluations and the end, and every ``FLUSH_ROWS`` rows (off the clock: the
+    clock has synchronized the device at the end of each step already)."""
 
     COLUMNS = ("step", "train_time_s", "step_s", "loss", "lr")
+    FLUSH_ROWS = 10_000
 
     def __init__(self, path: Path, every: int = 1):
         if every < 1:
@@ -184,6 +186,8 @@ class StepLog:
             self.rows.append((step, train_s, loss, state.get("lr")))
         else:
             self.rows.append((step, train_s, None, None))
+        if len(self.rows) >= self.FLUSH_ROWS:  # bounded memory between evaluations
+            self.flush()
 
     def flush(self) -> None:
         if not self.rows:
@@ -214,9 +218,16 @@ def _floats(values: list[Any]) -> list[float | None]:
             tensors.setdefault(v.device, []).append(i)
         elif isinstance(v, (int, float)) and not isinstance(v, bool):
             out[i] = float(v)
-    for idx in tensors.values():
-        stacked = torch.stack([values[i].detach().reshape(()).float() for i in idx])
-        for i, x in zip(idx, stacked.cpu().tolist(), strict=True):
+    for device, idx in tensors.items():
+        if device.type == "cpu":  # no transfer to save: .item() is the cheapest
+            for i in idx:
+                out[i] = float(values[i].item())
+            continue
+        try:  # one transfer for the device's tensors
+            stacked = torch.stack([values[i] for i in idx])
+        except RuntimeError:  # mixed shapes, () and (1,)
+            stacked = torch.stack([values[i].reshape(()) for i in idx])
+        for i, x in zip(idx, stacked.double().cpu().flatten().tolist(), strict=True):
             out[i] = x
     return out
 
