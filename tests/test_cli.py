@@ -193,3 +193,18 @@ def test_a_closed_pipe_is_quiet(tmp_path):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 1
     assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_progress_bars_draw_when_enabled(capsys):
+    with cli.run_progress("ldpc/smoke x", disable=False) as update:
+        update(10, 1.0, 4.0)
+        update(20, 2.5, 4.0)
+    with cli.sweep_progress(3, disable=False) as update:
+        update(1, 3, 2)
+        update(3, 3, 0)
+    err = capsys.readouterr().err
+    assert "ldpc/smoke x:  62%" in err and "2/4 s of training" in err and "step 20" in err
+    assert "sweep: 100%" in err and "3/3" in err
+    with cli.run_progress("quiet", disable=True) as update:
+        update(1, 1.0, 2.0)
+    assert capsys.readouterr().err == ""
