@@ -1,6 +1,7 @@
 """Trial checkpoints: what a requeued job needs to go on exactly where the last evaluation was.
 
-One file per trial, ``checkpoint.pt``, replaced atomically at every evaluation. Model and
+One file per trial, ``checkpoint.pt``, replaced atomically at every evaluation and removed
+once the trial has finished (unless the run keeps it: ``--keep-checkpoints``). Model and
 submission state are pickled in one object, so references between them survive (an optimizer
 keeps pointing at the model's own parameters after a resume). Generators are saved by state,
 the clock by its accumulated seconds.
@@ -30,6 +31,16 @@ def save(run_dir: Path, payload: dict[str, Any]) -> str | None:
         return None
     except Exception as e:  # noqa: BLE001 - any pickling failure means "no checkpoint"
         return f"{type(e).__name__}: {e}"
+
+
+def remove(run_dir: Path) -> bool:
+    """Delete a finished trial's checkpoint; True if there was one. The caller makes sure the
+    trial is finished: an unfinished one (preempted, requeued) resumes from this file."""
+    try:
+        path_for(run_dir).unlink()
+        return True
+    except FileNotFoundError:
+        return False
 
 
 def load(run_dir: Path, device: torch.device) -> dict[str, Any] | None:

@@ -1,4 +1,9 @@
-"""``ttr``: the command line. Every command prints where it wrote."""
+"""``ttr``: the command line. Every command prints where it wrote.
+
+Output contract: results on stdout (one JSON object with ``--json``), logs and progress bars on
+stderr (bars only on a terminal). Exit codes: 0 ok, 1 a trial or check failed, 2 bad usage or
+input (also a report with no matching run).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,23 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from harness import discovery
 from harness.api import ContractError
+
+EXIT_CODES = """exit codes:
+  0  done (for run, bench and sweep: every trial ran; a trial that missed its target is done)
+  1  a trial or check failed, a sweep's deadline passed, or stdout closed early (| head)
+  2  bad usage or input: unknown names, bad values, a finished run in the way, a saved plan
+     that differs, a report with no matching run
+"""
 
 
 def _parse_value(text: str) -> Any:
@@ -62,13 +78,14 @@ def fmt_s(x: float | None) -> str:
     return "-" if x is None else f"{x:.1f} s"
 
 
-def print_summary(rows: list[dict[str, Any]]) -> None:
+def print_summary(rows: list[dict[str, Any]], file: Any = None) -> None:
     head = (
         f"{'workload':<10} {'submission':<16} {'status':<17} "
         f"{'time-to-target':>22} {'steps':>7} {'s/step':>9}"
     )
-    print(head)
-    print("-" * len(head))
+    file = file or sys.stdout
+    print(head, file=file)
+    print("-" * len(head), file=file)
     for r in rows:
         ttt = r.get("time_to_target_s")
         ttt_s = "miss" if ttt is None else f"{ttt:.1f} s (prev {r['prev_eval_train_time_s']:.1f})"
@@ -76,8 +93,76 @@ def print_summary(rows: list[dict[str, Any]]) -> None:
         print(
             f"{r.get('workload', '?'):<10} {r.get('submission', '?'):<16} "
             f"{r.get('status', '?'):<17} {ttt_s:>22} {r.get('steps_to_target') or '-':>7} "
-            f"{'-' if sps is None else f'{sps * 1e3:.1f} ms':>9}"
+            f"{'-' if sps is None else f'{sps * 1e3:.1f} ms':>9}",
+            file=file,
         )
+
+
+def fmt_duration(s: float) -> str:
+    s = max(0.0, float(s))
+    if s < 60:
+        return f"{s:.0f} s"
+    if s < 3600:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.2f} h"
+
+
+def emit_json(obj: Any) -> None:
+    """The one JSON object of a ``--json`` command, on stdout."""
+    print(json.dumps(obj, indent=2, allow_nan=False, default=str))
+
+
+# -- progress bars (stderr, and only on a terminal) ----------------------------------------
+
+
+def _bar_disable(args: argparse.Namespace) -> bool | None:
+    """tqdm's ``disable``: None draws only when stderr is a terminal (not in SLURM logs)."""
+    return True if args.quiet else None
+
+
+@contextmanager
+def run_progress(
+    label: str, disable: bool | None, position: int = 0
+) -> Iterator[Callable[[int, float, float], None]]:
+    """A bar of training seconds against the budget, fed by the runner's progress callback
+    (at most a few times a second). Its ETA is to the end of the budget: an upper bound."""
+    from tqdm import tqdm
+
+    bar: list[Any] = []
+
+    def update(step: int, train_s: float, budget_s: float) -> None:
+        if not bar:
+            bar.append(
+                tqdm(
+                    total=round(budget_s, 1),
+                    desc=label,
+                    unit="s",
+                    file=sys.stderr,
+                    disable=disable,
+                    leave=position == 0,
+                    position=position,
+                    dynamic_ncols=True,
+                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s of "
+                    "training [{elapsed}<{remaining}{postfix}]",
+                )
+            )
+        b = bar[0]
+        b.n = min(round(train_s, 1), b.total)
+        b.set_postfix_str(f"step {step}", refresh=False)
+        b.refresh()
+
+    try:
+        yield update
+    finally:
+        if bar:
+            bar[0].close()
+
+
+def _say(text: str, file: Any = None) -> None:
+    """print() that does not tear a progress bar drawn on the terminal."""
+    from tqdm import tqdm
+
+    tqdm.write(text, file=file or sys.stdout)
 
 
 # -- commands ----------------------------------------------------------------------------
@@ -86,30 +171,61 @@ def print_summary(rows: list[dict[str, Any]]) -> None:
 def cmd_list(args: argparse.Namespace) -> int:
     from harness.records import hardware_class
 
-    print(f"hardware class: {hardware_class()}\n\nworkloads:")
+    workloads, subs = [], []
     for name in discovery.workload_names():
         specs = discovery.load_workload_module(name).SPECS
         for v, s in specs.items():
-            budget = ", ".join(f"{k} {b:g} s" for k, b in s.budget_s.items())
-            print(
-                f"  {name:<14} {v:<8} {s.metric} {'<=' if s.direction == 'min' else '>='} "
-                f"{s.target:g}; budget {budget}"
+            workloads.append(
+                {
+                    "workload": name,
+                    "variant": v,
+                    "metric": s.metric,
+                    "direction": s.direction,
+                    "target": s.target,
+                    "budget_s": dict(s.budget_s),
+                    "eval_every_s": s.eval_every_s,
+                }
             )
-    print("\nsubmissions:")
     for name in discovery.submission_names():
         try:
             sub = discovery.load_submission(name)
-            runs_on = "all workloads" if sub.workloads is None else ", ".join(sub.workloads)
-            kernels = ", ".join(k.name for k in sub.kernels()) or "none"
-            print(f"  {name:<18} runs on: {runs_on}; kernels: {kernels}")
+            subs.append(
+                {
+                    "submission": name,
+                    "workloads": None if sub.workloads is None else list(sub.workloads),
+                    "kernels": [k.name for k in sub.kernels()],
+                    "error": None,
+                }
+            )
         except ContractError as e:
-            print(f"  {name:<18} BROKEN: {e}")
+            subs.append({"submission": name, "workloads": None, "kernels": [], "error": str(e)})
+    hw = hardware_class()
+    if args.json:
+        emit_json({"hardware_class": hw, "workloads": workloads, "submissions": subs})
+        return 0
+    print(f"hardware class: {hw}\n\nworkloads:")
+    for w in workloads:
+        budget = ", ".join(f"{k} {b:g} s" for k, b in w["budget_s"].items())
+        print(
+            f"  {w['workload']:<14} {w['variant']:<8} {w['metric']} "
+            f"{'<=' if w['direction'] == 'min' else '>='} {w['target']:g}; budget {budget}"
+        )
+    print("\nsubmissions:")
+    for s in subs:
+        if s["error"]:
+            print(f"  {s['submission']:<18} BROKEN: {s['error']}")
+            continue
+        runs_on = "all workloads" if s["workloads"] is None else ", ".join(s["workloads"])
+        kernels = ", ".join(s["kernels"]) or "none"
+        print(f"  {s['submission']:<18} runs on: {runs_on}; kernels: {kernels}")
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from harness import records
     from harness.runner import RunConfig, run_trial
 
+    adhoc = args.study is None and args.trial is None  # by hand: never a planned trial's slot
     cfg = RunConfig(
         workload=args.workload,
         submission=args.submission,
@@ -117,14 +233,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         hparams=parse_hparams(args.hparams),
         seed=args.seed,
         runs=Path(args.runs),
-        study=args.study,
+        study=args.study if args.study is not None else 0,
         trial=args.trial,
         device=args.device,
         budget_s=args.budget_s,
+        keep_checkpoint=args.keep_checkpoints,
+        adhoc=adhoc,
     )
-    res = run_trial(cfg)
-    print_summary([res.summary])
-    print(f"\nrun directory: {res.run_dir}")
+    label = f"{args.workload}/{args.variant} {Path(args.submission).name}"
+    with run_progress(label, _bar_disable(args)) as progress:
+        res = run_trial(cfg, progress)
+    out = sys.stderr if args.json else sys.stdout
+    print_summary([res.summary], file=out)
+    print(f"\nrun directory: {res.run_dir}", file=out)
+    if args.json:
+        emit_json({**records.read_run(res.run_dir), "run_dir": str(res.run_dir.resolve())})
     if res.status == "failed":
         print(f"FAILED: {res.reason}", file=sys.stderr)
         return 1
@@ -138,45 +261,153 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _plan(args: argparse.Namespace, self_tuning: bool = False):
+    """(all jobs, to run, done) of the requested plan; a dry run writes and moves nothing."""
+    from harness.sweep import plan_jobs, split_pending
+
+    jobs = plan_jobs(
+        Path(args.runs),
+        args.workloads,
+        args.submissions,
+        args.variant,
+        args.studies,
+        args.trials,
+        args.seed,
+        self_tuning,
+        save=not args.dry_run,
+    )
+    todo, done = split_pending(jobs, dry_run=args.dry_run)
+    if args.keep_checkpoints:
+        todo = [dataclasses.replace(j, keep_checkpoint=True) for j in todo]
+    return jobs, todo, done
+
+
+def print_plan(jobs: list, todo: list, done: list, runs: Path, kind: str) -> None:
+    """The dry run's plan, counts and an upper bound of its device time; writes nothing."""
+    from harness import records
+    from harness.sweep import job_budget_s, measured_overhead_s
+
+    pending = {id(j) for j in todo}
+    print(
+        f"{'workload':<14} {'variant':<8} {'submission':<22} {'study':>5} {'trial':>5} "
+        f"{'budget':>8}  {'state':<8} hparams"
+    )
+    for j in jobs:
+        state = "pending" if id(j) in pending else "done"
+        hp = json.dumps(j.hparams, sort_keys=True)
+        print(
+            f"{j.workload:<14} {j.variant:<8} {Path(j.submission).name:<22} {j.study:>5} "
+            f"{j.trial:>5} {job_budget_s(j, kind):>6.0f} s  {state:<8} {hp}"
+        )
+    pairs = {(j.workload, j.variant, Path(j.submission).name) for j in jobs}
+    print(
+        f"\n{len(jobs)} trials over {len(pairs)} (workload, submission) pairs: "
+        f"{len(done)} already done, {len(todo)} to run"
+    )
+    hw = records.hardware_class() if kind == records.device_kind(records.hardware_class()) else ""
+    board = discovery.repo_root() / "leaderboards" / hw / "results.parquet"
+    overhead = measured_overhead_s(runs, hw, board) if hw else {}
+    budgets = sum(job_budget_s(j, kind) for j in todo)
+    extra = sum(overhead.get((j.workload, j.variant), 0.0) for j in todo)
+    unmeasured = sorted({j.workload for j in todo if (j.workload, j.variant) not in overhead})
+    print(
+        f"device time, at most: {fmt_duration(budgets + extra)} = {fmt_duration(budgets)} of "
+        f"training budgets ({kind}) for the {len(todo)} trials to run"
+        + (
+            f" + {fmt_duration(extra)} of setup and evaluation (per trial of a workload, the "
+            f"largest measured on {hw} in {runs} or leaderboards/{hw}/)"
+            if extra
+            else ""
+        )
+    )
+    if unmeasured and todo:
+        print(
+            "  not included: setup and evaluation time of "
+            + ", ".join(unmeasured)
+            + " (no finished trial here to measure it from)"
+        )
+    if todo:
+        print("  a bound: a trial that reaches its target stops before its budget")
+    print("dry run: nothing written (no plan files, no records)")
+
+
+def _partial(args: argparse.Namespace) -> bool:
+    return bool(args.workloads or args.submissions) or args.variant != "default"
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """The main job: a small tuned comparison of every submission on every workload it
     supports, then the leaderboard. Re-running skips finished trials."""
+    from tqdm import tqdm
+
+    from harness import records
     from harness.report import write_report
-    from harness.sweep import plan_jobs, run_job, split_pending
+    from harness.sweep import job_budget_s, run_job
 
     runs = Path(args.runs)
-    jobs = plan_jobs(
-        runs, args.workloads, args.submissions, args.variant, args.studies, args.trials, args.seed
-    )
-    todo, done = split_pending(jobs)
+    jobs, todo, done = _plan(args)
+    kind = records.device_kind(records.hardware_class())
+    if args.dry_run:
+        print_plan(jobs, todo, done, runs, kind)
+        return 0
     print(
         f"{len(jobs)} trials ({args.studies} studies x {args.trials} trials per submission): "
         f"{len(done)} already done, {len(todo)} to run",
         flush=True,
     )
-    rows = []
-    for i, job in enumerate(todo, 1):
-        print(f"\n[{i}/{len(todo)}] {job.label}  hparams {job.hparams}", flush=True)
-        res = run_job(dataclasses.replace(job, final_test_eval=False))  # keep the main job short
-        rows.append(res.summary)
-        print(f"   -> {res.status}{': ' + res.reason if res.reason else ''}", flush=True)
+    rows, failed = [], 0
+    budgets_left = sum(job_budget_s(j, kind) for j in todo)
+    disable = _bar_disable(args)
+    with tqdm(
+        total=len(todo),
+        desc="bench",
+        unit="trial",
+        file=sys.stderr,
+        disable=disable,
+        dynamic_ncols=True,
+        bar_format="{desc}: {n_fmt}/{total_fmt} trials|{bar}| [{elapsed}{postfix}]",
+    ) as bar:
+        for i, job in enumerate(todo, 1):
+            bar.set_postfix_str(f"at most {fmt_duration(budgets_left)} of budgets left")
+            _say(f"\n[{i}/{len(todo)}] {job.label}  hparams {job.hparams}")
+            job = dataclasses.replace(job, final_test_eval=False)  # keep the main job short
+            with run_progress(job.label, disable, position=1) as progress:
+                res = run_job(job, progress)
+            rows.append(res.summary)
+            failed += res.status == "failed"
+            _say(f"   -> {res.status}{': ' + res.reason if res.reason else ''}")
+            budgets_left -= job_budget_s(job, kind)
+            bar.update(1)
     if rows:
         print()
         print_summary(rows)
-    rep = write_report(runs, Path(args.out) if args.out else None)
+    out = Path(args.out) if args.out else None
+    if out is None and _partial(args):
+        out = runs / "leaderboard"  # a part never overwrites the committed leaderboards/<hw>/
+        print(
+            f"\na partial bench (--workloads/--submissions/--variant): the leaderboard goes to "
+            f"{out}, not leaderboards/ (give --out to choose)"
+        )
+    rep = write_report(
+        runs,
+        out,
+        variant=args.variant,
+        workloads=args.workloads,
+        submissions=[Path(s).name for s in args.submissions] if args.submissions else None,
+    )
     for p in rep.problems:
         print(f"left out: {p}", file=sys.stderr)
     print(f"\nrun records: {runs.resolve()}")
     print(f"leaderboard: {rep.readme.resolve()}")
     print(f"       html: {rep.html.resolve()}")
-    return 0
+    return 1 if failed else 0
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Expand the plan, skip finished trials, submit the rest, wait with a deadline."""
+    from harness import records
     from harness.executors import SlurmOptions, submit, wait
     from harness.status import format_status, sweep_status
-    from harness.sweep import plan_jobs, split_pending
 
     runs = Path(args.runs)
     opts = SlurmOptions.load(
@@ -188,19 +419,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         slurm_array_parallelism=args.parallelism,
         slurm_max_num_timeout=args.max_timeouts,
     )
-    jobs = plan_jobs(
-        runs,
-        args.workloads,
-        args.submissions,
-        args.variant,
-        args.studies,
-        args.trials,
-        args.seed,
-        args.self_tuning,
-    )
-    todo, done = split_pending(jobs)
+    jobs, todo, done = _plan(args, args.self_tuning)
     if args.no_test_eval:
         todo = [dataclasses.replace(j, final_test_eval=False) for j in todo]
+    if args.dry_run:
+        here = records.device_kind(records.hardware_class())
+        kind = "gpu" if args.executor == "slurm" and (opts.gpus_per_node or 0) > 0 else here
+        print_plan(jobs, todo, done, runs, kind)
+        return 0
     print(
         f"{len(jobs)} trials: {len(done)} finished (skipped), {len(todo)} to run "
         f"with the {args.executor} executor",
@@ -208,8 +434,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     )
     folder = Path(args.folder) if args.folder else runs / ".submitit"
     handles = submit(todo, args.executor, folder, opts)
-    left = wait(handles, args.executor, folder, opts, args.deadline_min * 60, _progress)
-    print(file=sys.stderr)
+    with sweep_progress(len(todo), _bar_disable(args)) as progress:
+        left = wait(handles, args.executor, folder, opts, args.deadline_min * 60, progress)
     print(format_status(sweep_status(runs)))
     if left:
         print(
@@ -220,35 +446,59 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if left else 0
 
 
-_last_progress: list[tuple[int, int, int]] = []
+@contextmanager
+def sweep_progress(total: int, disable: bool | None) -> Iterator[Callable[[int, int, int], None]]:
+    """The sweep's bar: jobs done of all, how many run now, and tqdm's ETA."""
+    from tqdm import tqdm
 
+    with tqdm(total=total, desc="sweep", unit="trial", file=sys.stderr, disable=disable) as bar:
 
-def _progress(done: int, total: int, running: int) -> None:
-    """A one-line progress bar on stderr, redrawn only when the counts change."""
-    if _last_progress and _last_progress[-1] == (done, total, running):
-        return
-    _last_progress[:] = [(done, total, running)]
-    width = 30
-    filled = int(width * done / total) if total else width
-    bar = "#" * filled + "." * (width - filled)
-    print(f"\r[{bar}] {done}/{total} done, {running} running", end="", file=sys.stderr, flush=True)
+        def update(done: int, total: int, running: int) -> None:
+            if done != bar.n:
+                bar.update(done - bar.n)
+            bar.set_postfix_str(f"{running} running")
+
+        yield update
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from harness.status import format_status, sweep_status
 
-    print(format_status(sweep_status(Path(args.runs))))
+    table = sweep_status(Path(args.runs))
+    if args.json:
+        keys = ("hardware_class", "workload", "variant", "submission")
+        rows = [
+            {**dict(zip(keys, key, strict=True)), **dataclasses.asdict(c)}
+            for key, c in sorted(table.items())
+        ]
+        totals = {k: sum(r[k] for r in rows) for k in ("done", "running", "failed", "pending")}
+        emit_json({"runs": str(Path(args.runs).resolve()), "totals": totals, "rows": rows})
+        return 0
+    print(format_status(table))
     return 0
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    from harness.collect import collect
+    from harness.collect import MissingExtra, collect, export_tensorboard, write_csv
 
     out = Path(args.out)
-    res = collect(Path(args.runs), out)
+    runs = Path(args.runs)
+    res = collect(runs, out)
     for p in res.problems:
         print(f"skipped: {p}", file=sys.stderr)
     print(f"{len(res.evals)} evaluations from {len(res.trials)} trials -> {out.resolve()}")
+    if res.adhoc:
+        print(f"{len(res.adhoc)} ad-hoc runs (ttr run, under adhoc/) left out: in no study")
+    if args.csv:
+        evals_csv, trials_csv = write_csv(res, out.with_suffix(".csv"))
+        print(f"csv: {evals_csv.resolve()} (evaluations), {trials_csv.resolve()} (trials)")
+    if args.tensorboard:
+        try:
+            n = export_tensorboard(runs, Path(args.tensorboard))
+        except MissingExtra as e:
+            print(f"ttr collect: error: {e}", file=sys.stderr)
+            return 2
+        print(f"tensorboard: {n} runs -> {Path(args.tensorboard).resolve()}")
     return 0
 
 
@@ -260,6 +510,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         Path(args.out) if args.out else None,
         hardware_class=args.hardware_class,
         baseline=args.baseline,
+        variant=args.variant,
+        workloads=args.workloads,
+        submissions=args.submissions,
     )
     for p in res.problems:
         print(f"left out: {p}", file=sys.stderr)
@@ -268,40 +521,142 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- the parser --------------------------------------------------------------------------
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Every option's default after its help (unless the help says it, or there is none to
+    show: a flag, an empty list); the epilog keeps its line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        d = action.default
+        if "default" in text or d is None or d is False or d == [] or d == argparse.SUPPRESS:
+            return text
+        return super()._get_help_string(action)
+
+
+def _version() -> str:
+    import harness
+
+    version = getattr(harness, "__version__", None)
+    if version is None:
+        from importlib import metadata
+
+        try:
+            version = metadata.version("ttr-bench")
+        except metadata.PackageNotFoundError:
+            version = "unknown"
+    return f"ttr {version}"
+
+
+def _common(p: argparse.ArgumentParser, top: bool = False) -> None:
+    """-q and --submissions-dir, accepted before and after the subcommand (a subcommand's own
+    copy has its own dest, merged in main, so it never hides the top-level one)."""
+    sfx = "" if top else "_sub"
+    p.add_argument(
+        "-q",
+        "--quiet",
+        dest=f"quiet{sfx}",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="only warnings and results: no progress lines or bars",
+    )
+    p.add_argument(
+        "--submissions-dir",
+        dest=f"submissions_dir{sfx}",
+        action="append",
+        metavar="DIR",
+        default=[] if top else argparse.SUPPRESS,
+        help="also find submissions in DIR (repeatable; searched before TTR_SUBMISSIONS and "
+        "submissions/)",
+    )
+
+
+def _sub(sub: Any, name: str, help: str, fn: Callable[[argparse.Namespace], int], **kw: Any):
+    description = textwrap.fill(kw.pop("description", help), 88)
+    p = sub.add_parser(
+        name, help=help, description=description, formatter_class=_Help, epilog=EXIT_CODES, **kw
+    )
+    _common(p)
+    p.set_defaults(fn=fn)
+    return p
+
+
+def _selection(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--workloads", nargs="+", default=None, metavar="W", help="workloads to run (default: all)"
+    )
+    p.add_argument(
+        "--submissions",
+        nargs="+",
+        default=None,
+        metavar="S",
+        help="submissions to run, names or folders (default: all)",
+    )
+    p.add_argument("--variant", default="default", help="workload variant")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="ttr", description="Benchmark training methods by time-to-result."
+        prog="ttr",
+        description="Benchmark training methods by time-to-result.",
+        formatter_class=_Help,
+        epilog=EXIT_CODES,
     )
-    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and the summary")
-    sub = p.add_subparsers(dest="command", required=True)
+    p.add_argument("--version", action="version", version=_version())
+    _common(p, top=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sub.add_parser("list", help="workloads, variants, submissions").set_defaults(fn=cmd_list)
+    ls = _sub(sub, "list", "workloads, variants, targets, budgets, submissions", cmd_list)
+    ls.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
-    r = sub.add_parser("run", help="train one submission on one workload")
-    r.add_argument("workload")
-    r.add_argument("submission")
-    r.add_argument("--variant", default="default")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--hparams", nargs="*", default=[], metavar="FILE|k=v")
-    r.add_argument("--runs", default="runs", help="records root (default ./runs)")
-    r.add_argument("--study", type=int, default=0)
-    r.add_argument("--trial", type=int, default=None, help="default: the next free index")
+    r = _sub(
+        sub,
+        "run",
+        "train one submission on one workload",
+        cmd_run,
+        description="Train one submission on one workload. Without --study and --trial the "
+        "run is ad hoc: recorded under <runs>/<hw>/<workload>/<variant>/<submission>/adhoc/, "
+        "never in a planned study's slot, and never ranked.",
+    )
+    r.add_argument("workload", help="a workload name (ttr list)")
+    r.add_argument("submission", help="a submission name or folder")
+    r.add_argument("--variant", default="default", help="workload variant")
+    r.add_argument("--seed", type=int, default=0, help="seed of the run")
+    r.add_argument(
+        "--hparams",
+        action="append",
+        default=[],
+        metavar="FILE|k=v",
+        help="a JSON file or one k=v override; repeat for more (--hparams lr=1e-3 --hparams "
+        "b.json); later ones win",
+    )
+    r.add_argument("--runs", default="runs", help="records root")
+    r.add_argument(
+        "--study", type=int, default=None, help="place the run in this study (not ad hoc)"
+    )
+    r.add_argument(
+        "--trial", type=int, default=None, help="trial index (default: the next free one)"
+    )
     r.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     r.add_argument("--budget-s", type=float, default=None, help="override the spec's budget")
-    r.set_defaults(fn=cmd_run)
+    r.add_argument(
+        "--keep-checkpoints", action="store_true", help="keep checkpoint.pt once finished"
+    )
+    r.add_argument(
+        "--json", action="store_true", help="the run's record as one JSON object on stdout"
+    )
 
-    c = sub.add_parser("check", help="contract, search space, kernel parity; exit 1 with reasons")
-    c.add_argument("submission")
+    c = _sub(sub, "check", "contract, search space, kernel parity; exit 1 with reasons", cmd_check)
+    c.add_argument("submission", help="a submission name or folder")
     c.add_argument("--no-step", action="store_true", help="skip the one-step smoke call")
-    c.set_defaults(fn=cmd_check)
 
-    sw = sub.add_parser("sweep", help="workloads x submissions x studies x trials via submitit")
+    sw = _sub(sub, "sweep", "workloads x submissions x studies x trials via submitit", cmd_sweep)
     sw.add_argument("--executor", required=True, choices=["local", "debug", "slurm"])
-    sw.add_argument("--workloads", nargs="*", default=None, help="default: all")
-    sw.add_argument("--submissions", nargs="*", default=None, help="default: all")
-    sw.add_argument("--variant", default="default")
-    sw.add_argument("--studies", type=int, default=3)
-    sw.add_argument("--trials", type=int, default=5)
+    _selection(sw)
+    sw.add_argument("--studies", type=int, default=3, help="studies per (workload, submission)")
+    sw.add_argument("--trials", type=int, default=5, help="trials per study")
     sw.add_argument("--seed", type=int, default=0, help="seed of the trial plans")
     sw.add_argument("--self-tuning", action="store_true", help="defaults only, 3x budget")
     sw.add_argument(
@@ -309,53 +664,131 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip each trial's final test-split evaluation (analysis only; not in the scores)",
     )
-    sw.add_argument("--runs", default="runs")
+    sw.add_argument("--runs", default="runs", help="records root")
     sw.add_argument("--folder", default=None, help="submitit logs (default <runs>/.submitit)")
-    sw.add_argument("--deadline-min", type=float, default=24 * 60, help="stop waiting after")
+    sw.add_argument(
+        "--deadline-min", type=float, default=24 * 60, help="stop waiting after this long"
+    )
+    sw.add_argument(
+        "--keep-checkpoints", action="store_true", help="keep checkpoint.pt of finished trials"
+    )
+    sw.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan and a bound of its device time; write nothing",
+    )
     sl = sw.add_argument_group("SLURM (defaults: slurm/defaults.json)")
-    sl.add_argument("--partition", default=None)
+    sl.add_argument("--partition", default=None, help="SLURM partition")
     sl.add_argument("--gpus", type=int, default=None, help="GPUs per node")
     sl.add_argument("--cpus", type=int, default=None, help="CPUs per task")
-    sl.add_argument("--mem-gb", type=float, default=None)
+    sl.add_argument("--mem-gb", type=float, default=None, help="memory per job")
     sl.add_argument("--timeout-min", type=int, default=None, help="time limit per job")
     sl.add_argument("--parallelism", type=int, default=None, help="array parallelism cap")
     sl.add_argument("--max-timeouts", type=int, default=None, help="requeues on timeout")
-    sw.set_defaults(fn=cmd_sweep)
 
-    st = sub.add_parser("status", help="done / running / failed / pending, with reasons")
-    st.add_argument("--runs", default="runs")
-    st.set_defaults(fn=cmd_status)
+    st = _sub(sub, "status", "done / running / failed / pending, with reasons", cmd_status)
+    st.add_argument("--runs", default="runs", help="records root")
+    st.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
-    co = sub.add_parser("collect", help="gather every run into one parquet file")
-    co.add_argument("--runs", default="runs")
-    co.add_argument("--out", default="results.parquet")
-    co.set_defaults(fn=cmd_collect)
+    co = _sub(sub, "collect", "gather every run into one parquet file", cmd_collect)
+    co.add_argument("--runs", default="runs", help="records root")
+    co.add_argument("--out", default="results.parquet", help="the evaluations, as parquet")
+    co.add_argument(
+        "--csv",
+        action="store_true",
+        help="also write the evaluations as CSV beside --out (same name, .csv) and the trials "
+        "as <name>_trials.csv; the parquet file is written either way",
+    )
+    co.add_argument(
+        "--tensorboard",
+        default=None,
+        metavar="DIR",
+        help="also write every run's steps.csv and evaluations as TensorBoard scalars under "
+        "DIR (needs: pip install 'ttr-bench[tensorboard]')",
+    )
 
-    rp = sub.add_parser("report", help="write leaderboards/<hardware class>/")
-    rp.add_argument("--runs", default="runs")
+    rp = _sub(sub, "report", "write leaderboards/<hardware class>/", cmd_report)
+    rp.add_argument("--runs", default="runs", help="records root")
     rp.add_argument("--out", default=None, help="default: leaderboards/<hardware class>/")
     rp.add_argument("--hardware-class", default=None, help="default: the class with most trials")
     rp.add_argument("--baseline", default=None, help="submission for the speed-up column")
-    rp.set_defaults(fn=cmd_report)
+    _selection(rp)
+    for a in rp._actions:
+        if a.dest in ("workloads", "submissions"):
+            a.help = f"rank only these {a.dest} (default: all)"
 
-    b = sub.add_parser("bench", help="the main job: a small tuned comparison, then the leaderboard")
-    b.add_argument("--workloads", nargs="*", default=None, help="default: all")
-    b.add_argument("--submissions", nargs="*", default=None, help="default: all")
-    b.add_argument("--variant", default="default")
-    b.add_argument("--studies", type=int, default=2)
-    b.add_argument("--trials", type=int, default=1)
+    b = _sub(
+        sub,
+        "bench",
+        "the main job: a small tuned comparison, then the leaderboard",
+        cmd_bench,
+        description="The main job: every submission on every workload it supports, then the "
+        "leaderboard in leaderboards/<hardware class>/. A part (--workloads, --submissions or "
+        "another --variant) writes its leaderboard to <runs>/leaderboard/ unless --out is given.",
+    )
+    _selection(b)
+    b.add_argument("--studies", type=int, default=2, help="studies per (workload, submission)")
+    b.add_argument("--trials", type=int, default=1, help="trials per study")
     b.add_argument("--seed", type=int, default=0, help="seed of the trial plans")
-    b.add_argument("--runs", default="runs")
-    b.add_argument("--out", default=None, help="default: leaderboards/<hardware class>/")
-    b.set_defaults(fn=cmd_bench)
+    b.add_argument("--runs", default="runs", help="records root")
+    b.add_argument(
+        "--out",
+        default=None,
+        help="default: leaderboards/<hardware class>/ for the whole bench, <runs>/leaderboard/ "
+        "for a part",
+    )
+    b.add_argument(
+        "--keep-checkpoints", action="store_true", help="keep checkpoint.pt of finished trials"
+    )
+    b.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan and a bound of its device time; write nothing",
+    )
     return p
 
 
+def _hint(extras: list[str]) -> str:
+    """Why argparse found arguments left over, with the fix for --hparams a=1 b=2."""
+    pairs = [x for x in extras if "=" in x and not x.startswith("-")]
+    if pairs:
+        again = " ".join(f"--hparams {x}" for x in pairs)
+        return f"unrecognized arguments: {' '.join(extras)} (one value per --hparams: {again})"
+    return f"unrecognized arguments: {' '.join(extras)}"
+
+
+def add_submissions_dirs(dirs: list[str]) -> None:
+    """Prepend the folders to ``TTR_SUBMISSIONS`` (colon-separated, first wins), which
+    submission discovery reads, here and in every job this process starts."""
+    if not dirs:
+        return
+    paths = [str(Path(d).resolve()) for d in dirs]
+    old = os.environ.get("TTR_SUBMISSIONS", "")
+    os.environ["TTR_SUBMISSIONS"] = os.pathsep.join(paths + ([old] if old else []))
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        sub = parser._subparsers._group_actions[0].choices[args.command]  # type: ignore[union-attr]
+        sub.error(_hint(extras))
+    args.quiet = args.quiet or getattr(args, "quiet_sub", False)
+    dirs = [*args.submissions_dir, *getattr(args, "submissions_dir_sub", [])]
+    for d in dirs:
+        if not Path(d).is_dir():
+            parser.error(f"--submissions-dir {d}: no such directory")
+    add_submissions_dirs(dirs)
     _console_logging(verbose=not args.quiet)
     try:
-        return args.fn(args)
+        code = args.fn(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # the reader (| head) left: nothing more to say; keep the exit flush from failing
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     except (ContractError, FileExistsError, FileNotFoundError, ValueError) as e:
         print(f"ttr {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -11,12 +11,20 @@ analysis. ``trials``: one row per trial that may be ranked, from the run.json su
 - status "running": in progress; its evaluations so far are kept, unranked.
 - evals.jsonl truncated or with bad lines, or fewer rows than run.json counts: the complete rows
   are kept, the trial is not ranked.
+- an ad-hoc run (``ttr run`` without ``--study``/``--trial``, under ``adhoc/``): part of no
+  planned study, so in neither frame; listed in ``CollectResult.adhoc``.
+
+``write_csv`` writes both frames as CSV; ``export_tensorboard`` writes every run's steps.csv
+and evaluations as TensorBoard scalars (the ``tensorboard`` extra).
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as _dt
+import importlib.util
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +74,7 @@ class CollectResult:
     trials: pd.DataFrame  # one row per rankable trial
     problems: list[Problem] = field(default_factory=list)
     parquet: Path | None = None  # where ``evals`` was written, if it was
+    adhoc: list[Path] = field(default_factory=list)  # ad-hoc runs: in no frame, never ranked
 
 
 def find_run_dirs(runs: Path) -> list[Path]:
@@ -85,11 +94,13 @@ def _load_run(d: Path) -> dict[str, Any] | str:
         return f"corrupt run.json ({type(e).__name__}: {e})"
     if not isinstance(run, dict):
         return "corrupt run.json (not a JSON object)"
-    missing = [k for k in REQUIRED if run.get(k) is None]
+    adhoc = run.get("adhoc") is True  # an ad-hoc run belongs to no study
+    missing = [k for k in REQUIRED if run.get(k) is None and not (adhoc and k == "study")]
     if missing:
         return f"run.json lacks {missing}"
     if not all(
-        isinstance(run[k], int) and not isinstance(run[k], bool) for k in ("study", "trial")
+        isinstance(run[k], int) and not isinstance(run[k], bool)
+        for k in (("trial",) if adhoc else ("study", "trial"))
     ):
         return f"run.json study and trial must be integers, got {run['study']!r}, {run['trial']!r}"
     if run.get("schema", SCHEMA) != SCHEMA:
@@ -186,11 +197,16 @@ def _eval_rows(run: dict[str, Any], d: Path, rows: list[dict], ranked: bool) -> 
     return [{**r, **ident, **hp, **tail} for r in rows]
 
 
-def _collect_one(d: Path, runs: Path, problems: list[Problem]) -> tuple[dict | None, list[dict]]:
+def _collect_one(
+    d: Path, runs: Path, problems: list[Problem], adhoc: list[Path]
+) -> tuple[dict | None, list[dict]]:
     """One run directory: its trial row (None if it may not be ranked) and its eval rows."""
     run = _load_run(d)
     if isinstance(run, str):
         problems.append(Problem(d, run))
+        return None, []
+    if run.get("adhoc") is True:
+        adhoc.append(d)
         return None, []
     if why := _identity_mismatch(run, d, runs):
         problems.append(Problem(d, why))
@@ -222,9 +238,10 @@ def collect(runs: Path, out: Path | None = None) -> CollectResult:
     if not runs.is_dir():
         raise FileNotFoundError(f"no runs directory at {runs}")
     problems: list[Problem] = []
+    adhoc: list[Path] = []
     trial_rows, eval_rows = [], []
     for d in find_run_dirs(runs):
-        trial, evals = _collect_one(d, runs, problems)
+        trial, evals = _collect_one(d, runs, problems, adhoc)
         if trial is not None:
             trial_rows.append(trial)
         eval_rows.extend(evals)
@@ -234,6 +251,7 @@ def collect(runs: Path, out: Path | None = None) -> CollectResult:
             trial_rows, [*IDENTITY, "run_dir", "status", "reason", *SUMMARY], PROVENANCE
         ),
         problems=problems,
+        adhoc=adhoc,
     )
     if out is not None:
         write_parquet(result.evals, Path(out))
@@ -261,3 +279,73 @@ def write_parquet(df: pd.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pandas(_arrow_safe(df), preserve_index=False)
     atomic_write(path, lambda f: pq.write_table(table, f), binary=True)
+
+
+def write_csv(result: CollectResult, evals_path: Path) -> tuple[Path, Path]:
+    """Both frames as CSV: ``evals_path`` (one row per evaluation, the parquet's columns) and
+    ``<stem>_trials.csv`` beside it (one row per rankable trial). Returns the two paths."""
+    evals_path = Path(evals_path)
+    trials_path = evals_path.with_name(f"{evals_path.stem}_trials.csv")
+    for df, path in ((result.evals, evals_path), (result.trials, trials_path)):
+        atomic_write(path, lambda f, df=df: _arrow_safe(df).to_csv(f, index=False))
+    return evals_path, trials_path
+
+
+TENSORBOARD_EXTRA = "pip install 'ttr-bench[tensorboard]'"
+
+
+class MissingExtra(RuntimeError):
+    """An optional feature whose package is not installed; the message names the extra."""
+
+
+def _steps_rows(d: Path) -> list[dict[str, float]]:
+    """steps.csv as rows of floats (blank cells left out); [] when there is none."""
+    try:
+        with open(d / "steps.csv", newline="") as f:
+            return [
+                {k: float(v) for k, v in row.items() if k and v not in (None, "")}
+                for row in csv.DictReader(f)
+            ]
+    except (OSError, ValueError):
+        return []
+
+
+def export_tensorboard(runs: Path, log_dir: Path) -> int:
+    """Every run under ``runs`` (ad-hoc ones included) as TensorBoard scalars under
+    ``log_dir/<the run's path below runs>``: ``train/loss``, ``train/lr``, ``train/step_s``
+    from steps.csv and ``validation/<metric>`` from evals.jsonl, against the step. Returns
+    how many runs were written; raises ``MissingExtra`` without tensorboard."""
+    if importlib.util.find_spec("tensorboard") is None:
+        raise MissingExtra(f"--tensorboard needs the tensorboard package: {TENSORBOARD_EXTRA}")
+    from torch.utils.tensorboard import SummaryWriter
+
+    runs = Path(runs)
+    if not runs.is_dir():
+        raise FileNotFoundError(f"no runs directory at {runs}")
+    n = 0
+    for d in find_run_dirs(runs):
+        run = _load_run(d)
+        if isinstance(run, str):
+            continue
+        evals, _ = _read_evals(d)
+        steps = _steps_rows(d)
+        if not evals and not steps:
+            continue
+        writer = SummaryWriter(log_dir=str(Path(log_dir) / d.relative_to(runs)))
+        try:
+            for row in steps:
+                step = int(row["step"])
+                for key in ("loss", "lr", "step_s"):
+                    if key in row and math.isfinite(row[key]):
+                        writer.add_scalar(f"train/{key}", row[key], step)
+            for row in evals:
+                split = row.get("split", "validation")
+                for key, value in row.items():
+                    if key in ("eval", "step", "split", "met_target") or isinstance(value, bool):
+                        continue
+                    if isinstance(value, (int, float)) and math.isfinite(value):
+                        writer.add_scalar(f"{split}/{key}", value, int(row.get("step") or 0))
+        finally:
+            writer.close()
+        n += 1
+    return n

@@ -47,11 +47,26 @@ def utcnow() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where the kernel says it (Linux 4.7+);
+    elsewhere set and restored at once (``os.umask`` has no read-only form)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split(":", 1)[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write: Callable[[IO], Any], binary: bool = False) -> None:
     """Write, fsync, rename: readers see the old file or the new one, never a torn one.
 
     ``write`` fills the open temporary file; on any error the temporary file is removed and
-    the old file stays as it was."""
+    the old file stays as it was. The file gets the permissions ``open`` would give it
+    (0o666 less the umask), not ``mkstemp``'s private 0o600."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -59,6 +74,7 @@ def atomic_write(path: Path, write: Callable[[IO], Any], binary: bool = False) -
         with os.fdopen(fd, "wb" if binary else "w") as f:
             write(f)
             f.flush()
+            os.fchmod(f.fileno(), 0o666 & ~current_umask())
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:

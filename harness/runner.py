@@ -22,7 +22,7 @@ import os
 import socket
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -62,6 +62,9 @@ class RunConfig:
     eval_every_s: float | None = None  # None: the spec's
     final_test_eval: bool = True  # evaluate the test split once at the end (analysis only)
     checkpoint: bool = True  # checkpoint at every evaluation, so a requeued job resumes
+    keep_checkpoint: bool = False  # keep checkpoint.pt once the trial has finished
+    adhoc: bool = False  # a run by hand: under adhoc/trial_<t>, never in a planned study's slot
+    steps_every: int = 1  # one steps.csv row every this many steps
 
 
 @dataclass
@@ -95,6 +98,9 @@ def next_free_trial(study_dir: Path) -> int:
 
 
 HEARTBEAT_S = 10.0  # wall seconds between run.json updates inside the loop (off the clock)
+PROGRESS_S = 0.25  # wall seconds between calls of a run's progress callback
+ADHOC = "adhoc"  # the folder of ad-hoc runs, beside the study_<s> folders
+STEPS_CSV = "steps.csv"
 _ACTIVE: list[_Trial] = []  # the trial this process is running, for note_preemption()
 
 
@@ -106,16 +112,22 @@ def note_preemption(reason: str = "preempted") -> None:
         trial._write_record(train_s=trial.clock.now_s() if hasattr(trial, "clock") else 0.0)
 
 
-def run_trial(cfg: RunConfig) -> RunResult:
+ProgressFn = Callable[[int, float, float], None]  # (steps, training seconds, budget seconds)
+
+
+def run_trial(cfg: RunConfig, progress: ProgressFn | None = None) -> RunResult:
     """Run one trial to target, budget or failure; never raises for a submission's fault.
 
     A trial directory with an unfinished record resumes from its checkpoint (or starts over
-    when it has none); a finished one is never touched."""
+    when it has none); a finished one is never touched. ``progress``, if given, is called
+    from the training loop (off the clock) at most every ``PROGRESS_S`` wall seconds."""
     hw = records.hardware_class()
     name = Path(cfg.submission).name  # a submission may be given as a folder path
     study_dir = records.trial_dir(
         cfg.runs, hw, cfg.workload, cfg.variant, name, cfg.study, 0
     ).parent
+    if cfg.adhoc:
+        study_dir = study_dir.with_name(ADHOC)
     trial = cfg.trial if cfg.trial is not None else next_free_trial(study_dir)
     run_dir = study_dir / f"trial_{trial}"
     previous = None
@@ -127,12 +139,112 @@ def run_trial(cfg: RunConfig) -> RunResult:
         if records.writer_alive(run_dir):
             raise FileExistsError(f"{run_dir} is being run by a live process on this host")
         previous = records.read_run(run_dir)
-    return _Trial(cfg, run_dir, hw, trial, previous).run()
+    return _Trial(cfg, run_dir, hw, trial, previous, progress).run()
+
+
+class StepLog:
+    """``steps.csv``: step, training seconds, seconds per step, and the loss and learning rate
+    the submission reports (``state["loss"]``, ``state["lr"]`` of a dict state; blank if not).
+
+    The loop only appends a tuple per row: losses stay tensors (no device synchronization)
+    until ``flush``, which converts them together and appends the rows to the file; the runner
+    flushes at evaluations and the end, and every ``FLUSH_ROWS`` rows (off the clock: the
+    clock has synchronized the device at the end of each step already)."""
+
+    COLUMNS = ("step", "train_time_s", "step_s", "loss", "lr")
+    FLUSH_ROWS = 10_000
+
+    def __init__(self, path: Path, every: int = 1):
+        if every < 1:
+            raise ValueError(f"steps_every must be >= 1, got {every}")
+        self.path, self.every = Path(path), every
+        self.rows: list[tuple[int, float, Any, Any]] = []
+        self.last: tuple[int, float] = (0, 0.0)  # the last row written: (step, train seconds)
+
+    def start(self, resume_step: int | None) -> None:
+        """A fresh file, or the rows up to the checkpoint's step when resuming from one."""
+        kept = []
+        if resume_step is not None and self.path.is_file():
+            for line in self.path.read_text().splitlines()[1:]:
+                cells = line.split(",")
+                try:
+                    if int(cells[0]) <= resume_step:
+                        kept.append(line)
+                        self.last = (int(cells[0]), float(cells[1]))
+                except (ValueError, IndexError):
+                    break  # a torn last line
+        text = ",".join(self.COLUMNS) + "\n" + "".join(k + "\n" for k in kept)
+        records.atomic_write_text(self.path, text)
+
+    def add(self, step: int, train_s: float, state: Any) -> None:
+        if step % self.every:
+            return
+        if isinstance(state, Mapping):
+            loss = state.get("loss")
+            if isinstance(loss, torch.Tensor) and loss.requires_grad:
+                loss = loss.detach()  # never keep a step's graph alive in the buffer
+            self.rows.append((step, train_s, loss, state.get("lr")))
+        else:
+            self.rows.append((step, train_s, None, None))
+        if len(self.rows) >= self.FLUSH_ROWS:  # bounded memory between evaluations
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        losses, lrs = _floats([r[2] for r in self.rows]), _floats([r[3] for r in self.rows])
+        lines = []
+        step0, t0 = self.last
+        for (step, t, _, _), loss, lr in zip(self.rows, losses, lrs, strict=True):
+            per = (t - t0) / (step - step0) if step > step0 else math.nan
+            lines.append(f"{step},{t:.6f},{per:.6g},{_cell(loss)},{_cell(lr)}\n")
+            step0, t0 = step, t
+        self.last = (step0, t0)
+        self.rows.clear()
+        with open(self.path, "a", buffering=1 << 16) as f:
+            f.write("".join(lines))
+
+
+def _cell(x: float | None) -> str:
+    return "" if x is None else f"{x:.6g}"
+
+
+def _floats(values: list[Any]) -> list[float | None]:
+    """Numbers or scalar tensors to floats, the tensors of one device in one transfer."""
+    out: list[float | None] = [None] * len(values)
+    tensors: dict[Any, list[int]] = {}
+    for i, v in enumerate(values):
+        if isinstance(v, torch.Tensor) and v.numel() == 1:
+            tensors.setdefault(v.device, []).append(i)
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[i] = float(v)
+    for device, idx in tensors.items():
+        if device.type == "cpu":  # no transfer to save: .item() is the cheapest
+            for i in idx:
+                out[i] = float(values[i].item())
+            continue
+        try:  # one transfer for the device's tensors
+            stacked = torch.stack([values[i] for i in idx])
+        except RuntimeError:  # mixed shapes, () and (1,)
+            stacked = torch.stack([values[i].reshape(()) for i in idx])
+        for i, x in zip(idx, stacked.double().cpu().flatten().tolist(), strict=True):
+            out[i] = x
+    return out
 
 
 class _Trial:
-    def __init__(self, cfg: RunConfig, run_dir: Path, hw: str, trial: int, previous=None):
+    def __init__(
+        self,
+        cfg: RunConfig,
+        run_dir: Path,
+        hw: str,
+        trial: int,
+        previous=None,
+        progress: ProgressFn | None = None,
+    ):
         self.cfg, self.run_dir, self.hw, self.trial = cfg, run_dir, hw, trial
+        self.progress = progress
+        self.steps_log = StepLog(run_dir / STEPS_CSV, cfg.steps_every)
         self.previous: dict[str, Any] | None = previous  # an unfinished record to go on from
         self.wall_before_s = float((previous or {}).get("wall_time_s") or 0.0)
         self.device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -152,6 +264,8 @@ class _Trial:
             self._write_start()
             status, reason = self._run_guarded()
             self._finish(status, reason)
+            if not self.cfg.keep_checkpoint and checkpoint.remove(self.run_dir):
+                log.info("checkpoint removed (the trial is finished; keep it: --keep-checkpoints)")
         finally:
             _ACTIVE.remove(self)
             log.removeHandler(handler)
@@ -214,6 +328,7 @@ class _Trial:
         self.clock = Clock(self.workload.synchronize)
         self.next_eval_at = 0.0
         self._resume()
+        self.steps_log.start(self.step if self.step else None)
         self.train_state: dict[str, Any] = {
             "train_time_s": self.clock.elapsed_s,
             "budget_s": self.budget_s,
@@ -248,7 +363,8 @@ class _Trial:
         extra = {"train_state": view} if wants_ts else {}
         done = False
         train = self.streams["train"]
-        beat = time.perf_counter()
+        beat = shown = time.perf_counter()
+        steps_log, progress = self.steps_log, self.progress
         while True:
             self.clock.start()  # clock starts
             try:
@@ -283,6 +399,7 @@ class _Trial:
             if self.record["first_step_unix"] is None:
                 self.record["first_step_unix"] = time.time()
             self.train_state.update(train_time_s=self.clock.elapsed_s, step=self.step)
+            steps_log.add(self.step, self.clock.elapsed_s, self.state)
             if self.clock.elapsed_s >= self.budget_s:
                 return "budget_exhausted", None  # no evaluation once the budget is spent
             if done or self.clock.elapsed_s >= self.next_eval_at:
@@ -293,9 +410,14 @@ class _Trial:
                     return "complete", "the submission ended training before reaching the target"
                 self.next_eval_at = self.clock.elapsed_s + self.eval_every_s
                 self._checkpoint()
-            elif time.perf_counter() - beat > HEARTBEAT_S:  # lets a preempted run's loss show
+                continue
+            now = time.perf_counter()
+            if now - beat > HEARTBEAT_S:  # lets a preempted run's loss show
                 self._write_record()
-                beat = time.perf_counter()
+                beat = now
+            if progress is not None and now - shown > PROGRESS_S:
+                progress(self.step, self.clock.elapsed_s, self.budget_s)
+                shown = now
 
     def _evaluate(self) -> bool:
         prepare = self.sub.fn("prepare_for_eval")
@@ -328,6 +450,9 @@ class _Trial:
         self.evals.append(row)
         self.train_state["evals"] = tuple(MappingProxyType(r) for r in self.evals)
         records.write_jsonl(self.run_dir / records.EVALS_JSONL, self.evals)
+        self.steps_log.flush()
+        if self.progress is not None:
+            self.progress(self.step, self.clock.elapsed_s, self.budget_s)
         log.info(
             "eval %d: step %d, train %.1f s, %s = %.4g (target %.4g)%s",
             row["eval"],
@@ -430,8 +555,9 @@ class _Trial:
             workload=cfg.workload,
             variant=cfg.variant,
             submission=Path(cfg.submission).name,
-            study=cfg.study,
+            study=None if cfg.adhoc else cfg.study,
             trial=self.trial,
+            adhoc=cfg.adhoc,
             seed=cfg.seed,
             hparams=dict(cfg.hparams),
             config={k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
@@ -484,6 +610,10 @@ class _Trial:
         records.write_json(self.run_dir / records.RUN_JSON, self.record)
 
     def _finish(self, status: str, reason: str | None) -> None:
+        try:
+            self.steps_log.flush()
+        except Exception:  # observability only: never fails a trial
+            log.error("steps.csv not written:\n%s", traceback.format_exc())
         if status != "failed" and self.cfg.final_test_eval:
             try:
                 with torch.no_grad():

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from harness import checkpoint, discovery, records
-from harness.runner import RunConfig, RunResult, run_trial
+from harness.runner import ProgressFn, RunConfig, RunResult, run_trial
 from harness.search_space import SearchSpace
-from harness.tuning import load_or_make_plan
+from harness.tuning import Plan, load_or_make_plan, make_plan
 
 log = logging.getLogger("ttr.sweep")
 
@@ -36,6 +36,7 @@ class Job:
     budget_s: float | None = None  # None: the spec's (self-tuning plans multiply it)
     runs: Path = Path("runs")
     final_test_eval: bool = True  # the analysis-only test evaluation at the end
+    keep_checkpoint: bool = False  # keep checkpoint.pt once the trial has finished
 
     def config(self) -> RunConfig:
         return RunConfig(
@@ -49,6 +50,7 @@ class Job:
             trial=self.trial,
             budget_s=self.budget_s,
             final_test_eval=self.final_test_eval,
+            keep_checkpoint=self.keep_checkpoint,
         )
 
     def run_dir(self, hw: str) -> Path:
@@ -72,8 +74,12 @@ def plan_jobs(
     trials: int = 5,
     seed: int = 0,
     self_tuning: bool = False,
+    save: bool = True,
 ) -> list[Job]:
-    """Every trial of the sweep; each (workload, submission) plan is saved before any runs."""
+    """Every trial of the sweep; each (workload, submission) plan is saved before any runs.
+
+    ``save=False`` (a dry run) writes nothing: a saved plan is still read and checked against
+    the request, a missing one is drawn in memory only (the same points a real run saves)."""
     hw = records.hardware_class()
     jobs = []
     for w in workloads or discovery.workload_names():
@@ -86,7 +92,10 @@ def plan_jobs(
             plan_path = (
                 records.trial_dir(runs, hw, w, variant, sub.name, 0, 0).parents[1] / "plan.json"
             )
-            plan = load_or_make_plan(plan_path, space, studies, trials, seed, self_tuning)
+            if save or plan_path.exists():  # load_or_make_plan writes only a missing plan
+                plan: Plan = load_or_make_plan(plan_path, space, studies, trials, seed, self_tuning)
+            else:
+                plan = make_plan(space, studies, trials, seed, self_tuning)
             budget = None
             if plan.budget_multiplier != 1.0:
                 budget = spec.budget_for(records.device_kind(hw)) * plan.budget_multiplier
@@ -107,10 +116,10 @@ def plan_jobs(
     return jobs
 
 
-def split_pending(jobs: list[Job]) -> tuple[list[Job], list[Job]]:
+def split_pending(jobs: list[Job], dry_run: bool = False) -> tuple[list[Job], list[Job]]:
     """(to run, finished or running elsewhere). A trial left unfinished by a dead process
     resumes from its checkpoint, or, without one, is moved aside and rerun; one whose process
-    is still alive on this host is left alone."""
+    is still alive on this host is left alone. ``dry_run``: split only, move nothing."""
     hw = records.hardware_class()
     todo, done = [], []
     for job in jobs:
@@ -118,7 +127,7 @@ def split_pending(jobs: list[Job]) -> tuple[list[Job], list[Job]]:
         if records.is_finished(d) or records.writer_alive(d):
             done.append(job)
             continue
-        if d.exists() and not checkpoint.path_for(d).is_file():
+        if not dry_run and d.exists() and not checkpoint.path_for(d).is_file():
             stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
             aside = d.with_name(f"{d.name}.interrupted-{stamp}")
             d.rename(aside)
@@ -127,6 +136,57 @@ def split_pending(jobs: list[Job]) -> tuple[list[Job], list[Job]]:
     return todo, done
 
 
-def run_job(job: Job) -> RunResult:
+def run_job(job: Job, progress: ProgressFn | None = None) -> RunResult:
     """Run one job in this process (the body of every executor)."""
-    return run_trial(job.config())
+    return run_trial(job.config(), progress)
+
+
+def job_budget_s(job: Job, kind: str) -> float:
+    """The training budget this job runs under on a device of ``kind`` ("cpu" or "gpu")."""
+    if job.budget_s is not None:
+        return float(job.budget_s)
+    return float(discovery.get_spec(job.workload, job.variant).budget_for(kind))
+
+
+_BOARD_COLUMNS = (
+    "hardware_class",
+    "workload",
+    "variant",
+    "run_dir",
+    "eval",
+    "wall_time_s",
+    "train_time_s",
+)
+
+
+def measured_overhead_s(
+    runs: Path, hw: str, board: Path | None = None
+) -> dict[tuple[str, str], float]:
+    """(workload, variant) -> the largest wall time beyond training (setup, evaluations,
+    checkpoints, the final test evaluation) of any finished, not failed, trial under ``runs``
+    on hardware class ``hw``: the per-trial overhead a plan's device-time bound adds. A
+    leaderboard's ``results.parquet`` (``board``) adds its trials, up to their last evaluation
+    (it holds no final test evaluation)."""
+    out: dict[tuple[str, str], float] = {}
+    if board is not None and board.is_file():
+        import pandas as pd
+
+        try:
+            df = pd.read_parquet(board, columns=[*_BOARD_COLUMNS])
+        except (OSError, ValueError, KeyError):
+            df = None
+        if df is not None and not df.empty:
+            df = df[df.hardware_class == hw].sort_values("eval").groupby("run_dir").tail(1)
+            extra = (df.wall_time_s - df.train_time_s).groupby([df.workload, df.variant]).max()
+            out.update({(str(w), str(v)): float(x) for (w, v), x in extra.items()})
+    for run_json in Path(runs).glob(f"{hw}/*/*/*/*/trial_*/{records.RUN_JSON}"):
+        try:
+            run = records.read_run(run_json.parent)
+            if run.get("status") not in records.FINISHED or run["status"] == "failed":
+                continue
+            extra = float(run["wall_time_s"]) - float(run["train_time_s"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        key = (str(run.get("workload")), str(run.get("variant")))
+        out[key] = max(out.get(key, 0.0), extra)
+    return out
