@@ -431,7 +431,9 @@ def verdicts(board: Board) -> list[Verdict]:
 # -- where the runs come from: a runs folder or a board's own parquet ----------------------
 
 TRIAL = "trial."  # prefix of the trial-summary columns in the board's parquet
-TRIAL_COLS = [*SUMMARY, "started_at", "ended_at"]
+# summary_from_evals: the summary was rebuilt from evaluation rows (an older parquet), kept so
+# that a board rebuilt again still says so
+TRIAL_COLS = [*SUMMARY, "started_at", "ended_at", "summary_from_evals"]
 
 
 @dataclass
@@ -471,9 +473,16 @@ def _from_parquet(path: Path) -> Source:
     # a parquet written before the summaries were stored: rebuild what the evaluations hold
     stats = _summary_from_evals(evals[evals["ranked"].astype(bool)])
     derived = any(TRIAL + c not in df for c in ("device_s", "s_per_step"))
+    flag = TRIAL + "summary_from_evals"
+    derived = derived or (flag in df and df[flag].fillna(False).astype(bool).any())
+    if derived:
+        stats["summary_from_evals"] = True
     for c in TRIAL_COLS:
         if c not in trials:
-            trials[c] = stats[c] if c in stats else np.nan
+            if c in stats:
+                trials[c] = stats[c]
+            elif c != "summary_from_evals":
+                trials[c] = np.nan
     trials["time_to_target_s"] = trials["time_to_target_s"].astype(float).fillna(np.inf)
     trials = trials.reset_index()
     unranked = df.loc[~df["ranked"].astype(bool), "run_dir"].unique()
