@@ -169,6 +169,7 @@ def _device_s(run: dict[str, Any]) -> float:
 def _trial_row(run: dict[str, Any], d: Path) -> dict[str, Any]:
     row = {k: run.get(k) for k in IDENTITY} | {"run_dir": str(d)}
     row |= {k: run.get(k) for k in ("status", "reason", "metric", "direction", "target")}
+    row |= {k: run.get(k) for k in ("started_at", "ended_at")}  # the report's date line
     row |= {k: _num(run.get(k)) for k in SUMMARY}
     ttt = row["time_to_target_s"]
     row["time_to_target_s"] = ttt if np.isfinite(ttt) else np.inf  # a miss is explicit: +inf

@@ -1,29 +1,34 @@
-"""``ttr report``: the leaderboard of one hardware class, as Markdown, a static HTML page and PNGs.
+"""``ttr report``: the leaderboard of one hardware class and one variant, as Markdown, a static
+HTML page and SVG figures.
 
-    leaderboards/<hw>/README.md        tables, figures, problems
+    leaderboards/<hw>/README.md        verdicts, tables, figures, problems
     leaderboards/<hw>/index.html       the same, one self-contained page (figures inlined)
-    leaderboards/<hw>/figures/*.png    performance profile, curves per workload, time to target
-    leaderboards/<hw>/results.parquet  every evaluation of this class (``harness.collect``)
+    leaderboards/<hw>/figures/*.svg    ``harness.figures``
+    leaderboards/<hw>/results.parquet  every evaluation on the board, each row carrying its
+                                       trial's summary (``trial.*``), so the board can be
+                                       rebuilt from this file alone: ``write_report(parquet)``
 
 Runs of other hardware classes are listed as problems, never ranked with these
-(docs/design.md#hardware-classes). The numbers come from ``harness.scoring``; ``docs/scoring.md``
-says how.
+(docs/design.md#hardware-classes); runs of other variants (a smoke run) are never mixed into a
+board. The numbers come from ``harness.scoring`` (``docs/scoring.md`` says how); this module
+turns them into tables and verdicts, and ``harness.page`` and ``harness.figures`` draw them.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure  # no pyplot: Agg canvas, no global state
 
-from harness import scoring
-from harness.collect import Problem, collect, write_parquet
+from harness import figures, scoring
+from harness.api import ContractError
+from harness.collect import IDENTITY, PROVENANCE, SUMMARY, Problem, collect, write_parquet
+from harness.figures import FigureOut
+from harness.page import Page, Section, html_page, markdown
 from harness.records import atomic_write_text
 
 
@@ -101,8 +106,8 @@ def pick_hardware_class(trials: pd.DataFrame, wanted: str | None) -> str:
     counts = trials["hardware_class"].value_counts()
     if wanted is not None:
         if len(counts) and wanted not in counts:
-            raise ValueError(
-                f"no ranked trials on hardware class {wanted!r}; have {sorted(counts.index)}"
+            raise ContractError(
+                f"no finished runs on hardware class {wanted!r}; have {sorted(counts.index)}"
             )
         return wanted
     if counts.empty:
@@ -127,8 +132,8 @@ def score_board(
     scores["n_problems"] = len(matrix)
     if baseline is not None:
         if baseline not in matrix.columns:
-            raise ValueError(
-                f"baseline {baseline!r} has no ranked trials on {hardware_class}; "
+            raise ContractError(
+                f"baseline {baseline!r} has no finished runs on {hardware_class}; "
                 f"submissions: {sorted(matrix.columns)}"
             )
         speedup = scoring.speedup_vs_baseline(matrix, baseline)
@@ -224,16 +229,21 @@ def _target(trials: pd.DataFrame, workload: str, variant: str) -> str:
     return f"`{first['metric']}` {op} {first['target']:g}"
 
 
-def _closest(board: Board, workload: str, variant: str) -> str:
-    """ "name: value" for the best ``best_metric`` on this workload, or "–"."""
+def _closest_name(board: Board, workload: str, variant: str) -> str | None:
+    """The submission with the best ``best_metric`` on this workload, if any."""
     if board.best.empty or (workload, variant) not in board.best.index.droplevel(2):
-        return "–"
+        return None
     mine = board.best.loc[(workload, variant)].dropna()  # by submission
     if mine.empty:
-        return "–"
+        return None
     t = board.trials[(board.trials.workload == workload) & (board.trials.variant == variant)]
-    name = mine.idxmin() if t["direction"].iloc[0] == "min" else mine.idxmax()
-    return f"{name}: {mine[name]:.4g}"
+    return str(mine.idxmin() if t["direction"].iloc[0] == "min" else mine.idxmax())
+
+
+def _closest(board: Board, workload: str, variant: str) -> str:
+    """ "name: value" for the best ``best_metric`` on this workload, or "–"."""
+    name = _closest_name(board, workload, variant)
+    return "–" if name is None else f"{name}: {board.best[(workload, variant, name)]:.4g}"
 
 
 def best_table(board: Board) -> Table:
@@ -356,206 +366,232 @@ def all_tables(board: Board) -> list[Table]:
     ]
 
 
-# -- figures -----------------------------------------------------------------------------
+# -- verdicts: the numbers a reader wants first -------------------------------------------
 
 
-def _slug(*parts: str) -> str:
-    return "_".join(re.sub(r"[^A-Za-z0-9.-]+", "-", p) for p in parts)
+@dataclass
+class Verdict:
+    """One workload's answer: who is fastest and how sure that is, or how close the field came.
+
+    The numbers are ``harness.scoring``'s; ``harness.page`` only words them."""
+
+    workload: str
+    variant: str
+    target: str  # "`metric` >= 0.68", Markdown code span for the metric
+    n_methods: int
+    winner: str | None = None  # None: no median over studies reached the target
+    time_s: float = np.nan
+    lo: float = np.nan
+    hi: float = np.nan
+    runner_up: str | None = None
+    p_faster: float = np.nan  # P(winner's median < runner-up's) over the bootstrap resamples
+    closest: str | None = None  # the best metric nearest the target, by whom
+    closest_value: float = np.nan
+    target_value: float = np.nan
+    direction: str = "max"
+    # (submission, studies that reached the target, studies) where some but not half did
+    partial: list[tuple[str, int, int]] = field(default_factory=list)
 
 
-def profile_figure(board: Board, path: Path) -> Path:
-    fig = Figure(figsize=(6.4, 4.0), layout="constrained")
-    ax = fig.add_subplot()
-    for sub in board.scores.index:
-        rho = board.profile[sub]
-        ax.step(
-            rho.index, rho.to_numpy(), where="post", label=f"{sub} ({board.scores.score[sub]:.3f})"
-        )
-    ax.set(
-        xlim=(1, scoring.TAU_MAX),
-        ylim=(-0.02, 1.02),
-        xlabel="tau (time / best time)",
-        ylabel="fraction of workloads within tau",
-        title=f"Performance profiles, {board.hardware_class} (score in legend)",
+def studies_reached(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per (workload, variant, submission): studies whose fastest trial reached the target."""
+    best = scoring.study_best(trials)
+    return (
+        best.assign(reached=np.isfinite(best["time_s"]))
+        .groupby(scoring.CELL)
+        .agg(n_reached=("reached", "sum"), n_studies=("study", "size"))
     )
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize="small")
-    fig.savefig(path, dpi=100)
-    return path
 
 
-def curve_figure(evals: pd.DataFrame, trials: pd.DataFrame, path: Path) -> Path:
-    """Metric versus training time, one line per trial, one colour per submission."""
-    first = trials.iloc[0]
-    metric = first["metric"]
-    fig = Figure(figsize=(6.4, 4.0), layout="constrained")
-    ax = fig.add_subplot()
-    colours = {s: f"C{i % 10}" for i, s in enumerate(sorted(trials.submission.unique()))}
-    for (sub, _), g in evals.groupby(["submission", "run_dir"]):
-        if metric in g:
-            g = g.sort_values("train_time_s")
-            ax.plot(g["train_time_s"], g[metric], marker=".", lw=1, alpha=0.7, color=colours[sub])
-    for sub, c in colours.items():
-        ax.plot([], [], color=c, label=sub)
-    ax.axhline(first["target"], color="k", ls="--", lw=1, label=f"target {first['target']:g}")
-    values = pd.to_numeric(evals.get(metric, pd.Series(dtype=float)), errors="coerce").dropna()
-    if len(values) and (values > 0).all() and values.max() / values.min() > 100:
-        ax.set_yscale("log")
-    ax.set(
-        xlabel="training time (s)",
-        ylabel=metric,
-        title=f"{first['workload']} ({first['variant']}): {metric} vs training time",
-    )
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-    fig.savefig(path, dpi=100)
-    return path
+def verdicts(board: Board) -> list[Verdict]:
+    pf = board.prob_faster.set_index(["workload", "variant", "a", "b"])["p_a_faster"]
+    reached = studies_reached(board.trials)
+    out = []
+    for (w, v), g in board.times.groupby(level=["workload", "variant"]):
+        g = g.sort_values("time_s", kind="stable")
+        t = board.trials[(board.trials.workload == w) & (board.trials.variant == v)].iloc[0]
+        vd = Verdict(w, v, _target(board.trials, w, v), len(g))
+        vd.target_value, vd.direction = float(t["target"]), str(t["direction"])
+        top = g.iloc[0]
+        if np.isfinite(top.time_s):
+            vd.winner, vd.time_s, vd.lo, vd.hi = top.name[2], top.time_s, top.lo, top.hi
+            if len(g) > 1:
+                vd.runner_up = g.index[1][2]
+                vd.p_faster = float(pf[(w, v, vd.winner, vd.runner_up)])
+        name = _closest_name(board, w, v)
+        if name is not None:
+            vd.closest, vd.closest_value = name, float(board.best[(w, v, name)])
+        r = reached.xs((w, v), level=("workload", "variant"))
+        some = r[(r.n_reached > 0) & ~np.isfinite(g.droplevel([0, 1])["time_s"].reindex(r.index))]
+        vd.partial = [(s, int(x.n_reached), int(x.n_studies)) for s, x in some.iterrows()]
+        out.append(vd)
+    return out
 
 
-def time_figure(board: Board, path: Path) -> Path:
-    """Time to target per submission and workload with its interval; misses at the right edge."""
-    groups = list(board.times.groupby(level=["workload", "variant"]))
-    fig = Figure(figsize=(6.4, 1.2 + 0.5 * len(board.times)), layout="constrained")
-    finite = board.times[["time_s", "lo", "hi"]].to_numpy(float)
-    finite = finite[np.isfinite(finite)]
-    right = finite.max() * 1.5 if finite.size else 1.0
-    for i, ((w, v), g) in enumerate(groups):
-        ax = fig.add_subplot(len(groups), 1, i + 1)
-        subs = [k[2] for k in g.index]
-        t, lo, hi = (g[c].to_numpy(float) for c in ("time_s", "lo", "hi"))
-        shown = np.where(np.isfinite(t), t, right)
-        err = [np.clip(shown - lo, 0, None), np.where(np.isfinite(hi), hi, right) - shown]
-        ax.errorbar(shown, range(len(subs)), xerr=err, fmt="o", capsize=3)
-        ax.axvline(right, color="grey", ls=":", lw=1)  # the "miss" line
-        for y in np.flatnonzero(~np.isfinite(t)):
-            ax.annotate("miss", (right, y), xytext=(-28, 4), textcoords="offset points")
-        ax.set(
-            yticks=range(len(subs)),
-            yticklabels=subs,
-            xlim=(0, right * 1.05),
-            ylim=(-0.6, len(subs) - 0.4),
-            title=f"{w} ({v})",
+# -- where the runs come from: a runs folder or a board's own parquet ----------------------
+
+TRIAL = "trial."  # prefix of the trial-summary columns in the board's parquet
+# summary_from_evals: the summary was rebuilt from evaluation rows (an older parquet), kept so
+# that a board rebuilt again still says so
+TRIAL_COLS = [*SUMMARY, "started_at", "ended_at", "summary_from_evals"]
+
+
+@dataclass
+class Source:
+    trials: pd.DataFrame  # one row per finished, intact trial (``collect``'s trials)
+    evals: pd.DataFrame  # one row per evaluation
+    problems: list[Problem]
+    origin: Path
+    derived: bool = False  # trial summaries rebuilt from evaluation rows (an older parquet)
+
+
+def load(runs: Path) -> Source:
+    """A runs folder through ``collect``, or a ``results.parquet`` that a report wrote."""
+    runs = Path(runs)
+    if runs.is_file():
+        return _from_parquet(runs)
+    found = collect(runs)
+    return Source(found.trials, found.evals, found.problems, runs)
+
+
+def _from_parquet(path: Path) -> Source:
+    try:
+        df = pd.read_parquet(path)
+    except Exception as e:  # pyarrow raises several types for a file that is not parquet
+        raise ContractError(f"{path} is not a readable parquet file ({type(e).__name__})") from e
+    missing = [c for c in [*IDENTITY, "run_dir", "eval", "ranked", "metric"] if c not in df]
+    if missing:
+        raise ContractError(f"{path} is not a ttr results parquet: it lacks columns {missing}")
+    summary = [c for c in df.columns if c.startswith(TRIAL)]
+    evals = df[df["eval"].notna()].drop(columns=summary).reset_index(drop=True)
+    ranked = df[df["ranked"].astype(bool)]
+    first = ranked.groupby("run_dir", sort=True).head(1).set_index("run_dir")
+    keep = [*IDENTITY, "status", "reason", "metric", "direction", "target", *PROVENANCE]
+    keep += [c for c in df.columns if c.startswith("hp.")]
+    trials = first[[c for c in keep if c in first.columns]].copy()
+    trials = trials.join(first[summary].rename(columns=lambda c: c[len(TRIAL) :]))
+    # a parquet written before the summaries were stored: rebuild what the evaluations hold
+    stats = _summary_from_evals(evals[evals["ranked"].astype(bool)])
+    derived = any(TRIAL + c not in df for c in ("device_s", "s_per_step"))
+    flag = TRIAL + "summary_from_evals"
+    derived = derived or (flag in df and df[flag].fillna(False).astype(bool).any())
+    if derived:
+        stats["summary_from_evals"] = True
+    for c in TRIAL_COLS:
+        if c not in trials:
+            if c in stats:
+                trials[c] = stats[c]
+            elif c != "summary_from_evals":
+                trials[c] = np.nan
+    trials["time_to_target_s"] = trials["time_to_target_s"].astype(float).fillna(np.inf)
+    trials = trials.reset_index()
+    unranked = df.loc[~df["ranked"].astype(bool), "run_dir"].unique()
+    why = "not intact or in progress when the board was written; not ranked"
+    problems = [Problem(Path(d), why) for d in unranked]
+    return Source(trials, evals, problems, path, derived)
+
+
+def _summary_from_evals(evals: pd.DataFrame) -> pd.DataFrame:
+    """Per run_dir what the evaluation rows tell of the trial summary. Exact: time and steps to
+    target (the first evaluation that met it). Lower bounds: device time (the last evaluation's
+    wall time) and seconds per step (training time over steps at the last evaluation), since
+    training after the last evaluation and the trial's teardown leave no row."""
+    e = evals.sort_values(["run_dir", "eval"])
+    last = e.groupby("run_dir").tail(1).set_index("run_dir")
+    hit = e[e["met_target"].astype(bool)].groupby("run_dir").head(1).set_index("run_dir")
+    out = pd.DataFrame(index=last.index)
+    out["time_to_target_s"] = hit["train_time_s"].reindex(out.index).astype(float)
+    out["steps_to_target"] = hit["step"].reindex(out.index).astype(float)
+    out["steps"] = last["step"].astype(float)
+    out["train_time_s"] = last["train_time_s"].astype(float)
+    out["s_per_step"] = out["train_time_s"] / out["steps"].where(out["steps"] > 0)
+    out["device_s"] = last["wall_time_s"].astype(float)
+    out["wall_time_s"] = out["device_s"]
+    out["wasted_train_s"] = 0.0
+    out["evals"] = e.groupby("run_dir").size().astype(float)
+    return out
+
+
+def board_parquet(trials: pd.DataFrame, evals: pd.DataFrame) -> pd.DataFrame:
+    """The board's evaluations, each with its trial's summary as ``trial.*`` columns; a trial
+    without any evaluation (failed in setup) gets one row of its own, so no trial is lost."""
+    summary = trials.set_index("run_dir")[[c for c in TRIAL_COLS if c in trials]]
+    summary = summary.rename(columns=lambda c: TRIAL + c)
+    out = evals.merge(summary, how="left", left_on="run_dir", right_index=True)
+    lonely = trials[~trials["run_dir"].isin(evals["run_dir"])]
+    if len(lonely):
+        extra = lonely[[c for c in lonely.columns if c in evals.columns]].assign(ranked=True)
+        extra = extra.merge(summary, how="left", left_on="run_dir", right_index=True)
+        out = pd.concat([out, extra], ignore_index=True)
+    return out
+
+
+# -- which runs make the board -------------------------------------------------------------
+
+
+def _names(kind: str, wanted: Sequence[str] | None, known: list[str]) -> list[str] | None:
+    if wanted is None:
+        return None
+    unknown = sorted(set(wanted) - set(known))
+    if unknown:
+        raise ContractError(f"no finished runs of {kind} {unknown}; known {kind}: {known}")
+    return list(wanted)
+
+
+def select(
+    src: Source,
+    hardware_class: str | None,
+    variant: str,
+    workloads: Sequence[str] | None,
+    submissions: Sequence[str] | None,
+) -> tuple[str, pd.DataFrame, pd.DataFrame, list[Problem]]:
+    """The trials and evaluations of one board, and the problems to list; a ContractError
+    (one line, saying what there is) when nothing finished matches."""
+    t = src.trials
+    if t.empty:
+        raise ContractError(f"no finished, intact runs in {src.origin}")
+    same = t[t["variant"] == variant]
+    if same.empty:
+        raise ContractError(
+            f"no finished runs of variant {variant!r} in {src.origin}; variants there: "
+            f"{sorted(t['variant'].unique())}"
         )
-        ax.grid(alpha=0.3, axis="x")
-    fig.axes[-1].set_xlabel("time to target (s), median over studies, 95% bootstrap interval")
-    fig.savefig(path, dpi=100)
-    return path
-
-
-def all_figures(board: Board, evals: pd.DataFrame, fig_dir: Path) -> list[Path]:
-    if board.trials.empty:
-        return []
-    fig_dir.mkdir(parents=True, exist_ok=True)
-    paths = [
-        profile_figure(board, fig_dir / "performance_profile.png"),
-        time_figure(board, fig_dir / "time_to_target.png"),
+    hw = pick_hardware_class(same, hardware_class)
+    mine = same[same["hardware_class"] == hw]
+    w = _names("workloads", workloads, sorted(mine["workload"].unique()))
+    s = _names("submissions", submissions, sorted(mine["submission"].unique()))
+    keep = pd.Series(True, index=mine.index)
+    if w is not None:
+        keep &= mine["workload"].isin(w)
+    if s is not None:
+        keep &= mine["submission"].isin(s)
+    trials = mine[keep].reset_index(drop=True)
+    if trials.empty:
+        raise ContractError(f"no finished runs of workloads {w} with submissions {s} on {hw}")
+    e = src.evals
+    on = (e["hardware_class"] == hw) & (e["variant"] == variant)
+    on &= e["workload"].isin(trials["workload"].unique())
+    on &= e["submission"].isin(trials["submission"].unique())
+    evals = e[on].reset_index(drop=True)
+    other = same[same["hardware_class"] != hw]
+    problems = [p for p in src.problems if _on_board(p, hw, variant)]
+    problems += [
+        Problem(Path(r.run_dir), f"hardware class {r.hardware_class}, not {hw}: not ranked here")
+        for r in other.itertuples()
     ]
-    ranked = evals[evals["ranked"].astype(bool)]
-    for (w, v), t in board.trials.groupby(["workload", "variant"]):
-        e = ranked[(ranked.workload == w) & (ranked.variant == v)]
-        paths.append(curve_figure(e, t, fig_dir / f"curves_{_slug(w, v)}.png"))
-    return paths
+    return hw, trials, evals, problems
 
 
-# -- pages -------------------------------------------------------------------------------
+def _on_board(p: Problem, hw: str, variant: str) -> bool:
+    """A problem of a run of another class or variant (by its records-layout path) is not this
+    board's; one whose path says nothing is listed."""
+    parts = Path(p.path).parts
+    if len(parts) >= 6 and parts[-2].startswith("study_") and parts[-1].startswith("trial_"):
+        return parts[-6] == hw and parts[-4] == variant
+    return True
 
 
-def _md_cell(x: str) -> str:
-    return x.replace("|", "\\|")
-
-
-def markdown(
-    title: str,
-    intro: str,
-    tables: list[Table],
-    figures: list[Path],
-    problems: list[Problem],
-    base: Path,
-) -> str:
-    out = [f"# {title}", "", intro, ""]
-    for t in tables:
-        out += [
-            f"## {t.title}",
-            "",
-            t.note,
-            "",
-            "| " + " | ".join(map(_md_cell, t.headers)) + " |",
-            "|" + "---|" * len(t.headers),
-        ]
-        out += ["| " + " | ".join(map(_md_cell, r)) + " |" for r in t.rows] + [""]
-    if figures:
-        out += ["## Figures", ""]
-        out += [f"![{p.stem}]({p.relative_to(base).as_posix()})" for p in figures] + [""]
-    out += ["## Problems", ""]
-    out += [f"- `{p.path}`: {p.reason}" for p in problems] or ["None."]
-    return "\n".join(out) + "\n"
-
-
-CSS = """body{font-family:system-ui,sans-serif;max-width:70em;margin:2em auto;padding:0 1em}
-table{border-collapse:collapse;margin:.5em 0 1.5em}th,td{border:1px solid #ccc;padding:.25em .6em}
-th{background:#f3f3f3}td{font-variant-numeric:tabular-nums}img{max-width:100%}
-figure{margin:1em 0}.note{color:#444;max-width:60em}"""
-
-
-def _inline(text: str) -> str:
-    """Escaped text with Markdown `code` spans as <code>, so notes read the same in both pages."""
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
-
-
-def _html_table(t: Table) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in t.headers)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in t.rows
-    )
-    return (
-        f'<h2>{html.escape(t.title)}</h2>\n<p class="note">{_inline(t.note)}</p>\n'
-        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-    )
-
-
-def html_page(
-    title: str, intro: str, tables: list[Table], figures: list[Path], problems: list[Problem]
-) -> str:
-    """One static page: no scripts, figures inlined as data URIs so the file stands alone."""
-    parts = [f"<h1>{html.escape(title)}</h1>", f'<p class="note">{_inline(intro)}</p>']
-    parts += [_html_table(t) for t in tables]
-    if figures:
-        parts.append("<h2>Figures</h2>")
-    for p in figures:
-        data = base64.b64encode(p.read_bytes()).decode("ascii")
-        parts.append(
-            f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(p.stem)}">'
-            f"<figcaption>{html.escape(p.name)}</figcaption></figure>"
-        )
-    items = (
-        "".join(
-            f"<li><code>{html.escape(str(p.path))}</code>: {html.escape(p.reason)}</li>"
-            for p in problems
-        )
-        or "<li>None.</li>"
-    )
-    parts.append(f'<h2>Problems</h2>\n<ul id="problems">{items}</ul>')
-    body = "\n".join(parts)
-    return (
-        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n"
-        f"<body>\n{body}\n</body></html>\n"
-    )
-
-
-def _intro(board: Board, runs: Path) -> str:
-    if board.trials.empty:
-        return f"No finished, intact runs on hardware class `{board.hardware_class}` in `{runs}`."
-    commits = sorted({str(c)[:10] for c in board.trials["git_commit"].dropna()})
-    n = len(board.trials)
-    return (
-        f"Built by `ttr report` from {n} ranked trials in `{runs}` on hardware class "
-        f"`{board.hardware_class}`; runs of other classes are never ranked here. "
-        f"Rules: docs/scoring.md."
-        + (f" Code commits: {', '.join(commits)}." if commits else "")
-        + " "
-        + sweep_summary(board)
-    )
+# -- the board's words around the numbers ---------------------------------------------------
 
 
 def _sizes(times: pd.DataFrame) -> str:
@@ -586,47 +622,164 @@ def sweep_summary(board: Board) -> str:
     return text
 
 
+def header_facts(trials: pd.DataFrame, hardware_class: str, variant: str) -> list[tuple[str, str]]:
+    """Hardware model, run dates, torch and code commit, from the trials' provenance."""
+
+    def values(col: str) -> list[str]:
+        if col not in trials:
+            return []
+        return sorted({str(x) for x in trials[col] if x is not None and x == x and x != ""})
+
+    gpus, cpus = values("gpu"), values("cpu")
+    hw = ", ".join(gpus) if gpus else ", ".join(cpus) or "not recorded"
+    days = sorted({d[:10] for d in values("started_at")})
+    date = "not recorded" if not days else days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}"
+    commits = [c[:7] for c in values("git_commit")]
+    dirty = "git_dirty" in trials and trials["git_dirty"].fillna(False).astype(bool).any()
+    code = ", ".join(f"`{c}`" for c in commits) or "not recorded"
+    if dirty:
+        code += " (some runs from uncommitted changes)"
+    return [
+        ("Hardware", f"{hw} (class `{hardware_class}`)"),
+        ("Runs", date),
+        ("torch", ", ".join(values("torch")) or "not recorded"),
+        ("Code", code),
+        ("Variant", f"`{variant}`"),
+    ]
+
+
+def _intro(board: Board, src: Source, n_other_variants: int) -> str:
+    origin = f"`{src.origin.as_posix()}`"
+    text = (
+        f"Built by `ttr report` from {len(board.trials)} ranked trials in {origin} on hardware "
+        f"class `{board.hardware_class}`; runs of other classes and variants are never ranked "
+        f"here. Rules: docs/scoring.md. {sweep_summary(board)}"
+    )
+    if n_other_variants:
+        text += f" {n_other_variants} finished trials of other variants are not on this board."
+    if src.derived:
+        text += (
+            " This board was rebuilt from a parquet without trial summaries: device time and "
+            "seconds per step come from the last evaluation of each trial (lower bounds); the "
+            "times to target are exact."
+        )
+    return text
+
+
+def _sections(board: Board, figs: list[FigureOut]) -> list[Section]:
+    by = {}
+    for f in figs:
+        by.setdefault(f.problem, []).append(f)
+    board_figs = {f.title: f for f in by.get(None, [])}
+    overall = Section("Overall", [overall_table(board)])
+    overall.blocks[0].title = ""
+    overall.blocks.insert(0, overall_table(board).note)
+    if "Performance profiles" in board_figs:
+        overall.blocks.append(board_figs["Performance profiles"])
+    fastest = best_table(board)
+    sections = [overall, Section(fastest.title, [fastest.note, _untitled(fastest)])]
+    pf = {t.title.removeprefix("P(faster): "): t for t in prob_faster_tables(board)}
+    for t in workload_tables(board):
+        s = Section(t.title, [t.note, _untitled(t), *by.get(_key(t.title), [])])
+        if t.title in pf:
+            s.folded.append(pf[t.title])
+        sections.append(s)
+    ledger = ledger_table(board)
+    blocks = [ledger.note, _untitled(ledger)]
+    if "Cost ledger" in board_figs:
+        blocks.append(board_figs["Cost ledger"])
+    sections.append(Section("Cost ledger", blocks))
+    return sections
+
+
+def _untitled(t: Table) -> Table:
+    return Table("", "", t.headers, t.rows)
+
+
+def _key(title: str) -> tuple[str, str]:
+    w, v = title.rsplit(" (", 1)
+    return w, v.rstrip(")")
+
+
+def all_figures(board: Board, evals: pd.DataFrame, fig_dir: Path, names: list[str]) -> list:
+    """Every figure of the board, written to ``fig_dir``; files there from an earlier board
+    that this one does not draw are removed."""
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    style = figures.styles(names)
+    out = [
+        figures.profile_figure(board, style, fig_dir / "performance_profile.svg"),
+        figures.ledger_figure(board, fig_dir / "cost_ledger.svg"),
+    ]
+    for w, v in board.times.index.droplevel(2).unique():
+        slug = _slug(w, v)
+        out.append(figures.curve_figure(board, evals, w, v, style, fig_dir / f"curves_{slug}.svg"))
+        out.append(
+            figures.forest_figure(board, w, v, style, fig_dir / f"time_to_target_{slug}.svg")
+        )
+        out.append(figures.prob_figure(board, w, v, fig_dir / f"p_faster_{slug}.svg"))
+        hp = figures.hparam_figure(board, evals, w, v, style, fig_dir / f"hparams_{slug}.svg")
+        if hp is not None:
+            out.append(hp)
+    drawn = {f.path.name for f in out}
+    for stale in fig_dir.iterdir():
+        if stale.suffix in (".png", ".svg") and stale.name not in drawn:
+            stale.unlink()
+    return out
+
+
+def _slug(*parts: str) -> str:
+    return "_".join(re.sub(r"[^A-Za-z0-9.-]+", "-", p) for p in parts)
+
+
 def write_report(
     runs: Path,
-    out_dir: Path | None = None,
+    out: Path | None = None,
+    *,
     hardware_class: str | None = None,
     baseline: str | None = None,
+    variant: str = "default",
+    workloads: Sequence[str] | None = None,
+    submissions: Sequence[str] | None = None,
     n_resamples: int = scoring.N_RESAMPLES,
     seed: int = 0,
 ) -> ReportResult:
-    """Collect ``runs``, rank one hardware class and write its leaderboard directory.
+    """Rank one hardware class on one variant and write its leaderboard folder.
 
-    ``out_dir`` defaults to ``leaderboards/<hardware class>`` under the current directory. Broken,
-    in-progress and other-class runs are listed under Problems; the report renders regardless.
+    ``runs`` is a runs folder or a ``results.parquet`` written by an earlier report (the board
+    is then rebuilt from that file alone). ``workloads`` / ``submissions`` narrow the board;
+    an unknown name, or nothing finished to rank, raises ``ContractError`` before anything is
+    written. ``out`` defaults to ``leaderboards/<hardware class>``. Broken, in-progress and
+    other-class runs are listed under Problems.
     """
-    runs = Path(runs)
-    found = collect(runs)
-    hw = pick_hardware_class(found.trials, hardware_class)
-    other = found.trials[found.trials.hardware_class != hw]
-    problems = found.problems + [
-        Problem(Path(r.run_dir), f"hardware class {r.hardware_class}, not {hw}: not ranked here")
-        for r in other.itertuples()
-    ]
-    trials = found.trials[found.trials.hardware_class == hw].reset_index(drop=True)
-    evals = found.evals[found.evals.hardware_class == hw].reset_index(drop=True)
-    out_dir = Path(out_dir) if out_dir is not None else Path("leaderboards") / hw
-    out_dir.mkdir(parents=True, exist_ok=True)
-    board = score_board(trials, hw, baseline, n_resamples, seed)
+    src = load(Path(runs))
+    hw, trials, evals, problems = select(src, hardware_class, variant, workloads, submissions)
+    board = score_board(trials, hw, baseline, n_resamples, seed)  # raises before any write
     board.best = best_metric(trials, evals)
-    figures = all_figures(board, evals, out_dir / "figures")
-    tables = all_tables(board) if not trials.empty else []
-    title, intro = f"ttr-bench leaderboard: {hw}", _intro(board, runs)
+    out_dir = Path(out) if out is not None else Path("leaderboards") / hw
+    same_hw = src.trials[src.trials["hardware_class"] == hw]
+    names = sorted(same_hw["submission"].unique())  # colours do not change with a filter
+    figs = all_figures(board, evals, out_dir / "figures", names)
+    n_other = int((same_hw["variant"] != variant).sum())
+    page = Page(
+        f"ttr-bench leaderboard: {hw}",
+        header_facts(trials, hw, variant),
+        verdicts(board),
+        _intro(board, src, n_other),
+        _sections(board, figs),
+        problems,
+        out_dir,
+    )
     result = ReportResult(
         out_dir=out_dir,
         hardware_class=hw,
         readme=out_dir / "README.md",
         html=out_dir / "index.html",
         parquet=out_dir / "results.parquet",
-        figures=figures,
+        figures=[f.path for f in figs],
         problems=problems,
         board=board,
     )
-    atomic_write_text(result.readme, markdown(title, intro, tables, figures, problems, out_dir))
-    atomic_write_text(result.html, html_page(title, intro, tables, figures, problems))
-    write_parquet(evals, result.parquet)
+    atomic_write_text(result.readme, markdown(page))
+    atomic_write_text(result.html, html_page(page))
+    write_parquet(board_parquet(trials, evals), result.parquet)
     return result

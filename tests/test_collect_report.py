@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from harness import records
+from harness.api import ContractError
 from harness.collect import collect
 from harness.report import fmt_interval, fmt_s, write_report
 
@@ -240,19 +241,20 @@ def test_report_ranks_one_class_and_lists_problems(runs: Path, report) -> None:
 
 def test_report_files(report) -> None:
     names = sorted(p.name for p in report.figures)
-    assert names == [
-        "curves_toy2_default.png",
-        "curves_toy_default.png",
-        "performance_profile.png",
-        "time_to_target.png",
-    ]
+    per = ["curves", "hparams", "p_faster", "time_to_target"]
+    assert names == sorted(
+        ["cost_ledger.svg", "performance_profile.svg"]
+        + [f"{k}_{w}_default.svg" for k in per for w in ("toy", "toy2")]
+    )
     for p in report.figures:
-        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.parent == report.out_dir / "figures"
+        assert (
+            p.read_bytes().lstrip().startswith(b"<?xml") and p.parent == report.out_dir / "figures"
+        )
         assert f"](figures/{p.name})" in report.readme.read_text()
     page = report.html.read_text()
     # overall, fastest per workload, workloads, P(faster), ledger
     assert page.count("<table>") == 1 + 1 + 2 + 2 + 1
-    assert page.count('src="data:image/png;base64,') == len(report.figures)
+    assert page.count('src="data:image/svg+xml;base64,') == len(report.figures)
     assert len(pd.read_parquet(report.parquet)) > 0
 
 
@@ -261,16 +263,16 @@ def test_report_default_dir_and_class(runs: Path, tmp_path: Path, monkeypatch) -
     res = write_report(runs, hardware_class="h100", n_resamples=50)
     assert res.out_dir == Path("leaderboards") / "h100" and res.readme.is_file()
     assert sum("not ranked here" in p.reason for p in res.problems) == 3 * 2 * 3 * 2
-    with pytest.raises(ValueError, match="have"):
+    with pytest.raises(ContractError, match="have"):
         write_report(runs, hardware_class="a100", n_resamples=50)
 
 
-def test_report_renders_with_only_broken_runs(tmp_path: Path) -> None:
+def test_report_refuses_only_broken_runs_before_writing(tmp_path: Path) -> None:
     d = write_trial(tmp_path / "runs", "fast", 0, 0, 1.0)
     (d / records.RUN_JSON).write_text("garbage")
-    res = write_report(tmp_path / "runs", tmp_path / "out")
-    text = res.readme.read_text()
-    assert "No finished, intact runs" in text and str(d) in text and res.html.is_file()
+    with pytest.raises(ContractError, match="no finished, intact runs in"):
+        write_report(tmp_path / "runs", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_number_formats() -> None:
