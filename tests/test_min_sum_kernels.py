@@ -112,8 +112,29 @@ def test_kernels_registered():
     names = {k.name: k.replaces for k in importlib.import_module(KERNELS_MODULE).KERNELS}
     assert names == {
         "fused_min_sum_triton": "ldpc.check_node_update",
+        "saved_min_sum": "ldpc.check_node_update",
         "compiled_min_sum": "ldpc.check_node_update",
     }
+
+
+def test_saved_min_sum_parity():
+    kernel = _kernel("saved_min_sum")
+    assert kernel.available(torch.device("cpu"))
+    for i, case in enumerate(CASES):
+        check_parity(kernel.fn, case, "cpu", seed=i)
+
+
+def test_saved_min_sum_gradcheck_float64():
+    """Finite differences on a tiny input away from the kinks (distinct magnitudes, no clamp)."""
+    from submissions.boosted_nms.kernels.min_sum_saved import saved_min_sum
+
+    g = torch.Generator().manual_seed(0)
+    mags = 0.5 + torch.randperm(2 * 3 * 5, generator=g).double().view(2, 3, 5) * 0.3
+    signs = torch.where(torch.rand(2, 3, 5, generator=g) < 0.5, -1.0, 1.0).double()
+    v2c = (mags * signs).requires_grad_()
+    weight = (0.3 + 0.5 * torch.rand(2, 3, 1, generator=g, dtype=torch.float64)).requires_grad_()
+    assert torch.autograd.gradcheck(saved_min_sum, (v2c, weight), eps=1e-6, atol=1e-7)
+    assert torch.autograd.gradcheck(check_node_update, (v2c, weight), eps=1e-6, atol=1e-7)
 
 
 def test_eager_formulation_matches_reference():

@@ -20,6 +20,7 @@ from workloads.ldpc.channel import bpsk_awgn_llr
 from workloads.ldpc.codes import LdpcCode, load_code
 from workloads.ldpc.decoder import PAD, WEIGHT_RANGE, NeuralMinSum, TannerGraph, check_node_update
 from workloads.ldpc.evaluator import EVAL_SEED_BASE, count_frame_errors
+from workloads.ldpc.fast_decoder import hard_decision_decoder
 from workloads.ldpc.gf2 import SystematicEncoder
 
 
@@ -184,12 +185,13 @@ class LdpcWorkload(Workload):
         return ref
 
     def evaluate(self, model: torch.nn.Module, split: str) -> dict[str, float]:
+        """FER of the reference decoder with ``model``'s clipped weights. It runs as the numba
+        decoder of ``fast_decoder`` when numba imports (bit-identical hard decisions, all L
+        iterations, no early stop), as the torch module otherwise or with
+        ``TTR_LDPC_DECODER=reference``."""
         ref = self.reference_decoder(model)
         s = self.spec
-
-        def decode(llr: torch.Tensor) -> torch.Tensor:
-            outs, _ = ref(llr)
-            return (outs[-1] < 0).to(llr.dtype)
+        decode = hard_decision_decoder(self.graph, ref, s.iterations)
 
         def sample(b: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
             msgs = torch.randint(0, 2, (b, self.code.k), generator=g, device=self.device)

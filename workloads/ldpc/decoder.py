@@ -41,6 +41,20 @@ def check_node_update(v2c: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return sign_ext * (weight * ext).clamp(0.0, LLR_CLIP)
 
 
+def sum_in_slot_order(gathered: torch.Tensor) -> torch.Tensor:
+    """(B, n, dv) -> (B, n): ((x_0 + x_1) + x_2) + ..., left to right in ascending check order.
+
+    ``Tensor.sum(-1)`` would add in an order that depends on dv and the CPU's vector width (at
+    dv = 6 torch 2.13 adds four interleaved partial sums); this fixed order makes the float32
+    result reproducible, and lets the numba evaluation decoder (``fast_decoder``) match the
+    reference bit for bit. Padding slots hold 0 and come last, so they change nothing.
+    """
+    out = gathered[..., 0]
+    for j in range(1, gathered.shape[-1]):
+        out = out + gathered[..., j]
+    return out
+
+
 @dataclass(frozen=True)
 class TannerGraph:
     """Index tensors of a parity-check matrix in the padded check-major layout."""
@@ -149,7 +163,7 @@ class NeuralMinSum(nn.Module):
             v2c = v2c.view(B, g.m, g.dc_max).masked_fill(pad_mask, PAD)
             new = self.cn_update(v2c, weight).masked_fill(pad_mask, 0.0)
             c2v = torch.nn.functional.pad(new.reshape(B, -1), (0, 1))
-            vsum = c2v[:, g.vn_slots].sum(-1)  # (B, n): gather, never scatter
+            vsum = sum_in_slot_order(c2v[:, g.vn_slots])  # (B, n): gather, never scatter
             app = (llr + vsum).clamp(-LLR_CLIP, LLR_CLIP)
             outs.append(app)
         return outs, DecoderState(c2v=c2v, vsum=vsum, app=app, t=until)

@@ -3,8 +3,9 @@
 ``fused_min_sum_triton`` is a Triton forward + backward pair; ``min_sum_triton`` is imported on
 the first call, not here, so that this package imports without triton and so that
 ``TRITON_INTERPRET=1`` set before that first call still selects the CPU interpreter (triton
-reads it when ``@triton.jit`` runs). ``compiled_min_sum`` is the same formulation through
-``torch.compile``.
+reads it when ``@triton.jit`` runs). ``saved_min_sum`` is a torch.autograd.Function whose
+backward reads only the row summary the forward saved; ``compiled_min_sum`` is the same
+formulation through ``torch.compile``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 from harness.api import Kernel, triton_available
 
 from .min_sum_compiled import compiled_available, compiled_min_sum
+from .min_sum_saved import saved_available, saved_min_sum
 
 _triton_available = functools.partial(triton_available, module=f"{__name__}.min_sum_triton")
 
@@ -35,6 +37,14 @@ KERNELS: list[Kernel] = [
         available=_triton_available,
         description="Triton: one pass per check row keeps min1, min2, argmin and sign parity; "
         "the backward reads a 16-byte row summary instead of the messages.",
+    ),
+    Kernel(
+        name="saved_min_sum",
+        replaces="ldpc.check_node_update",
+        fn=saved_min_sum,
+        available=saved_available,
+        description="torch.autograd.Function: the forward saves argmin, second argmin, min1, "
+        "min2 and sign bits; a hand-written backward (vectorized torch, any device).",
     ),
     Kernel(
         name="compiled_min_sum",

@@ -1,0 +1,179 @@
+"""The evaluation's fast decoder: the reference flooding neural min-sum, compiled with numba.
+
+It computes what ``NeuralMinSum`` computes with the same weights, frame by frame on a CPU:
+frames are spread over numba's threads, each frame decoded by scalar float32 loops over the
+edges of its Tanner graph (check-major CSR for the check-node update, variable-major lists for
+the variable-node sums), with the reference's operations in the reference's order:
+
+- the UCN syndrome of iteration t from the hard decisions of o^{t-1} (of w_ch[0] * llr at t = 1);
+- v->c = clip_20(w_ch[t] * llr + vsum - c->v), each step rounded to float32 as torch rounds it;
+- c->v = sgn * clip(w * min_{others} |v->c|, 0, 20), w = w_ucn[t] on an unsatisfied check;
+- vsum = the c->v messages of a variable added one by one in ascending check order (the
+  reference's gather-then-sum order; ``tests/ldpc/test_fast_decoder.py`` checks the APP LLRs
+  bit for bit), o^t = clip_20(llr + vsum).
+
+So at a fixed iteration count (``early_stop=False``, what the evaluator uses) the hard
+decisions, and the APP LLRs, are bit-identical to the reference's. ``early_stop=True`` stops a
+frame at the first iteration whose hard decision satisfies every check and returns that word;
+the reference always runs all L iterations, and min-sum can leave a codeword it has reached, so
+early stopping changes a rare frame: it is offered for throughput measurements only, and its FER
+agrees with the reference's within the Clopper-Pearson interval (``benchmarks/ldpc_throughput.py``
+reports both).
+
+Backend choice: numba when it imports, else the reference torch decoder; set
+``TTR_LDPC_DECODER=reference`` to force the reference (checks, timings), ``=numba`` to require
+numba (an ImportError if it is missing). numba compiles on the first call of a process and
+caches the machine code next to this file (``cache=True``): the first call of a fresh checkout
+takes seconds, later processes load the cache in well under a second (README, measurements).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from workloads.ldpc.decoder import LLR_CLIP, NeuralMinSum, TannerGraph
+
+ENV = "TTR_LDPC_DECODER"
+BACKENDS = ("auto", "numba", "reference")
+
+
+def backend() -> str:
+    """The decoder the evaluator uses: "numba" or "reference" (``TTR_LDPC_DECODER``)."""
+    choice = os.environ.get(ENV, "auto").strip().lower() or "auto"
+    if choice not in BACKENDS:
+        raise ValueError(f"{ENV}={choice!r}; valid: {', '.join(BACKENDS)}")
+    if choice == "reference":
+        return "reference"
+    if _kernels() is None:
+        if choice == "numba":
+            raise ImportError(f"{ENV}=numba but numba does not import (pip install numba)")
+        return "reference"
+    return "numba"
+
+
+@functools.cache
+def _kernels():
+    """The compiled kernels, or None without numba (imported lazily: numba is optional)."""
+    try:
+        from workloads.ldpc import _numba_min_sum
+    except ImportError:
+        return None
+    return _numba_min_sum
+
+
+@dataclass(frozen=True)
+class CsrGraph:
+    """A Tanner graph as int32 arrays: edges check-major (ascending variables within a check,
+    the reference's slot order) and, per variable, its edges in ascending check order."""
+
+    n: int
+    m: int
+    cn_ptr: np.ndarray  # (m + 1,) edges of check c: cn_ptr[c] .. cn_ptr[c + 1]
+    cn_var: np.ndarray  # (E,) variable of each edge
+    vn_ptr: np.ndarray  # (n + 1,) ... of variable v: vn_edge[vn_ptr[v] .. vn_ptr[v + 1]]
+    vn_edge: np.ndarray  # (E,) edge ids, ascending (= ascending check) per variable
+
+    @classmethod
+    def from_graph(cls, g: TannerGraph) -> CsrGraph:
+        mask = g.cn_mask.cpu().numpy()
+        cn_vars = g.cn_vars.cpu().numpy()
+        deg = mask.sum(axis=1)
+        cn_ptr = np.zeros(g.m + 1, dtype=np.int32)
+        np.cumsum(deg, out=cn_ptr[1:])
+        cn_var = cn_vars[mask].astype(np.int32)  # row-major: check-major, slot order
+        order = np.argsort(cn_var, kind="stable")  # per variable, ascending edge id
+        vn_ptr = np.zeros(g.n + 1, dtype=np.int32)
+        np.cumsum(np.bincount(cn_var, minlength=g.n), out=vn_ptr[1:])
+        return cls(g.n, g.m, cn_ptr, cn_var, vn_ptr, order.astype(np.int32))
+
+
+def _weights(model: torch.nn.Module, iterations: int) -> tuple[np.ndarray, ...]:
+    out = []
+    for name in ("w_cn", "w_ucn", "w_ch"):
+        w = getattr(model, name).detach().to("cpu", torch.float32).contiguous().numpy()
+        if w.shape != (iterations,):
+            raise ValueError(f"{name} must have shape ({iterations},), got {w.shape}")
+        out.append(w)
+    return tuple(out)
+
+
+def check_llr(llr: torch.Tensor, n: int) -> None:
+    """One-line errors for inputs no decoder should see."""
+    if not isinstance(llr, torch.Tensor) or llr.dim() != 2 or llr.shape[1] != n:
+        shape = tuple(llr.shape) if isinstance(llr, torch.Tensor) else type(llr).__name__
+        raise ValueError(f"llr must be a (B, {n}) tensor, got {shape}")
+    if not llr.is_floating_point():
+        raise ValueError(f"llr must be floating point, got {llr.dtype}")
+    if not bool(torch.isfinite(llr).all()):
+        raise ValueError("llr holds NaN or infinite values")
+
+
+class FastMinSum:
+    """Decode with the weights of a ``NeuralMinSum`` (any module with w_cn, w_ucn, w_ch of
+    shape (L,)); returns hard decisions, and optionally the APP LLRs and iterations run."""
+
+    def __init__(self, graph: TannerGraph, model: torch.nn.Module, iterations: int):
+        self.kernels = _kernels()
+        if self.kernels is None:
+            raise ImportError("FastMinSum needs numba (pip install numba)")
+        self.csr = CsrGraph.from_graph(graph)
+        self.iterations = iterations
+        self.w_cn, self.w_ucn, self.w_ch = _weights(model, iterations)
+
+    def decode(
+        self, llr: torch.Tensor, early_stop: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, n) channel LLR -> hard decisions (B, n) uint8, APP LLR (B, n) float32 of the
+        last iteration run, iterations run (B,) int32. Computed in float32 on the CPU."""
+        c = self.csr
+        check_llr(llr, c.n)
+        x = llr.detach().to("cpu", torch.float32).contiguous().numpy()
+        B = x.shape[0]
+        hard = np.empty((B, c.n), dtype=np.uint8)
+        app = np.empty((B, c.n), dtype=np.float32)
+        iters = np.empty(B, dtype=np.int32)
+        if B:
+            self.kernels.decode(
+                x,
+                self.w_cn,
+                self.w_ucn,
+                self.w_ch,
+                c.cn_ptr,
+                c.cn_var,
+                c.vn_ptr,
+                c.vn_edge,
+                np.float32(LLR_CLIP),
+                early_stop,
+                hard,
+                app,
+                iters,
+                self.kernels.LANES,
+            )
+        return torch.from_numpy(hard), torch.from_numpy(app), torch.from_numpy(iters)
+
+
+def hard_decision_decoder(graph: TannerGraph, model: NeuralMinSum, iterations: int):
+    """The evaluator's decode function, (B, n) LLR -> (B, n) 0/1 in the LLR's dtype/device:
+    the numba decoder when ``backend()`` says so, the reference module otherwise."""
+    if backend() == "numba":
+        fast = FastMinSum(graph, model, iterations)
+
+        def decode(llr: torch.Tensor) -> torch.Tensor:
+            return fast.decode(llr)[0].to(llr.device, llr.dtype)
+
+        return decode
+
+    def decode_reference(llr: torch.Tensor) -> torch.Tensor:
+        check_llr(llr, graph.n)
+        outs, _ = model(llr)
+        return (outs[-1] < 0).to(llr.dtype)
+
+    return decode_reference
+
+
+__all__ = ["ENV", "CsrGraph", "FastMinSum", "backend", "check_llr", "hard_decision_decoder"]
