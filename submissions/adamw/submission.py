@@ -7,18 +7,15 @@ up linearly over ``warmup_factor x step_hint`` steps, then follows a cosine to 0
 ``step_hint`` and stays there (AlgoPerf's PyTorch cosine would rise again). No gradient
 clipping. After step ``step_hint - 1`` the learning rate is 0, so the run ends there
 (``TrainingComplete``) instead of spending the rest of the budget on steps that change nothing.
-METHODS.md section 6. A generic method: it reads no workload-specific field.
+docs/methods.md section 6. A generic method: it reads no workload-specific field.
 """
 
 from __future__ import annotations
 
 import torch
 
-from harness.schedules import adam_args, cosine_to_hint, end_at_hint, optimizer_step
-
-
-def get_batch_size(workload) -> int:
-    return workload.spec.batch_size_hint
+from harness.schedules import optimizer_step
+from submissions._common import adam_args, cosine_to_hint, end_at_hint
 
 
 def init(workload, model, hparams, rng):

@@ -1,4 +1,4 @@
-"""Backpropagation through time with the workload's sigmoid surrogate (METHODS.md 2.2).
+"""Backpropagation through time with the workload's sigmoid surrogate (docs/methods.md 2.2).
 
 Autograd through the whole unrolled network: the membrane u[t-1] -> u[t], the recurrent
 spikes R s[t-1], the leaky readout and the soft reset; loss = the workload's cross-entropy of
@@ -11,19 +11,14 @@ against ``snn.lif_multistep``): Triton on a GPU, the fused torch path on a CPU.
 
 from __future__ import annotations
 
-from harness.schedules import adamw_warmup_cosine, optimizer_step
+from harness.schedules import optimizer_step
+from submissions._common import adamw_warmup_cosine
 
 from .kernels import KERNELS
 
-WORKLOADS = ("snn",)
-BATCH_SIZE = {"smoke": 64, "default": 128, "full": 128}
 # "auto": Triton on a GPU, the fused torch path on a CPU; "reference" or a kernel name.
 # Not a hyperparameter: it changes speed and memory, never the function computed.
 KERNEL = "auto"
-
-
-def get_batch_size(workload) -> int:
-    return BATCH_SIZE.get(workload.spec.variant, 128)
 
 
 def pick_kernel(choice: str, device):

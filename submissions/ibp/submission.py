@@ -1,7 +1,7 @@
 """IBP certified training with a linear eps ramp and natural/robust loss mixing.
 
 Gowal et al. 2018 ("On the effectiveness of interval bound propagation", arXiv 1810.12715) as
-implemented by CROWN-IBP's code with beta = 0 (METHODS.md 3.1, 3.2): standard PyTorch
+implemented by CROWN-IBP's code with beta = 0 (docs/methods.md 3.1, 3.2): standard PyTorch
 initialization; natural cross-entropy while eps = 0; then eps ramps linearly (auto_LiRPA's
 ``LinearScheduler``) to the workload's eps and the loss is
 kappa CE(z, y) + (1 - kappa) L_rob, kappa = 1 - (1 - kappa_final) eps_t / eps_max, with L_rob the
@@ -10,17 +10,12 @@ IBP margin loss. Adam with lr x0.2 at 76% and 89% of the horizon, gradient-norm 
 
 from __future__ import annotations
 
-from harness.schedules import adam_step_decay, optimizer_step
+from harness.schedules import optimizer_step
+from submissions._common import adam_step_decay
 from workloads.certification.bounds import mixed_loss
 from workloads.certification.schedules import linear_eps
 
-WORKLOADS = ("certification",)
-BATCH_SIZE = {"smoke": 64, "default": 128, "full": 128}
 GRAD_CLIP = 10.0
-
-
-def get_batch_size(workload) -> int:
-    return BATCH_SIZE.get(workload.spec.variant, 128)
 
 
 def init(workload, model, hparams, rng):

@@ -1,7 +1,7 @@
 """IBP with short warmup (Shi et al., NeurIPS 2021, "Fast certified robust training with short
 warmup", arXiv 2103.17268; code ``shizhouxing/Fast-Certified-Robust-Training``).
 
-Three changes to plain IBP (METHODS.md 3.3), from the authors' code:
+Three changes to plain IBP (docs/methods.md 3.3), from the authors' code:
 1. IBP initialization: conv/linear weights except the last ~ N(0, 2 pi / fan_in^2)
    (``regularizers.ibp_init``);
 2. batch norm after every layer: the workload's networks already have it;
@@ -17,17 +17,12 @@ from __future__ import annotations
 
 import torch
 
-from harness.schedules import adam_step_decay, optimizer_step
+from harness.schedules import optimizer_step
+from submissions._common import adam_step_decay
 from workloads.certification.regularizers import fast_ibp_loss, ibp_init
 from workloads.certification.schedules import smoothed_eps
 
-WORKLOADS = ("certification",)
-BATCH_SIZE = {"smoke": 64, "default": 128, "full": 128}
 GRAD_CLIP = 10.0
-
-
-def get_batch_size(workload) -> int:
-    return BATCH_SIZE.get(workload.spec.variant, 128)
 
 
 def init(workload, model, hparams, rng):

@@ -2,20 +2,15 @@
 
 Every token of every training document is trained (the workload's default ``"train"`` stream and
 loss); AdamW with beta2 0.98, linear warmup, then cosine decay to 0 over ``horizon_factor x
-step_hint`` steps, gradient-norm clip 1 (GPT-2 / nanoGPT-style recipe, METHODS.md 6).
+step_hint`` steps, gradient-norm clip 1 (GPT-2 / nanoGPT-style recipe, docs/methods.md 6).
 """
 
 from __future__ import annotations
 
-from harness.schedules import adamw_warmup_cosine, optimizer_step
+from harness.schedules import optimizer_step
+from submissions._common import adamw_warmup_cosine
 
-WORKLOADS = ("factuality",)
-BATCH_SIZE = {"smoke": 16, "default": 32, "full": 64}
 GRAD_CLIP = 1.0
-
-
-def get_batch_size(workload) -> int:
-    return BATCH_SIZE.get(workload.spec.variant, 32)
 
 
 def init(workload, model, hparams, rng):

@@ -5,7 +5,7 @@ m_bar = beta1 m_t + (1 - beta1) g_t instead of m_t (Dozat 2016; Table 1 of arXiv
 as AlgoPerf's ``nadamw()`` computes it. Not ``torch.optim.NAdam``: its momentum-decay schedule
 mu_t = beta1 (1 - 0.5 x 0.96^(t psi)) is a different rule. Same objective, batch size and
 schedule as ``adamw`` (warmup over ``warmup_factor x step_hint``, cosine to 0 at
-``step_hint``). METHODS.md section 6. A generic method.
+``step_hint``). docs/methods.md section 6. A generic method.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import math
 
 import torch
 
-from harness.schedules import adam_args, cosine_to_hint, end_at_hint, optimizer_step
+from harness.schedules import optimizer_step
+from submissions._common import adam_args, cosine_to_hint, end_at_hint
 
 
 class NAdamW(torch.optim.Optimizer):
@@ -54,10 +55,6 @@ class NAdamW(torch.optim.Optimizer):
                 denom = (v.sqrt() / math.sqrt(1.0 - b2**t)).add_(eps)
                 p.addcdiv_(lookahead, denom, value=-lr / (1.0 - b1**t))
         return loss
-
-
-def get_batch_size(workload) -> int:
-    return workload.spec.batch_size_hint
 
 
 def init(workload, model, hparams, rng):

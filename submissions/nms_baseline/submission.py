@@ -3,19 +3,12 @@
 Adam on the per-iteration check-node and channel weights of the workload's decoder, UCN weights
 tied to the check-node weights (sharing [3, 0, 3] of Kwak et al. 2023), BCE on the last
 iteration (or Nachmani's multi-loss with eta > 0), random codewords over a range of Eb/N0 drawn
-per frame. Weights are projected to [0, 2] after every step (METHODS.md 1.1-1.2).
+per frame. Weights are projected to [0, 2] after every step (docs/methods.md 1.1-1.2).
 """
 
 from __future__ import annotations
 
 import torch
-
-WORKLOADS = ("ldpc",)
-BATCH_SIZE = {"smoke": 64, "default": 128, "full": 512}  # frames per step
-
-
-def get_batch_size(workload) -> int:
-    return BATCH_SIZE.get(workload.spec.variant, 128)
 
 
 def multi_loss(outs: list[torch.Tensor], bits: torch.Tensor, eta: float) -> torch.Tensor:
@@ -42,7 +35,9 @@ def init(workload, model, hparams, rng):
 def data_selection(workload, streams, state, step, rng):
     hp = state["hp"]
     return workload.sample(
-        get_batch_size(workload), (hp["ebn0_low_db"], hp["ebn0_low_db"] + hp["ebn0_span_db"]), rng
+        workload.spec.batch_size_hint,
+        (hp["ebn0_low_db"], hp["ebn0_low_db"] + hp["ebn0_span_db"]),
+        rng,
     )
 
 

@@ -1,4 +1,4 @@
-"""Online training through time, OTTT_A (Xiao et al., NeurIPS 2022; METHODS.md 2.4).
+"""Online training through time, OTTT_A (Xiao et al., NeurIPS 2022; docs/methods.md 2.4).
 
 No backpropagation through time. At each step t the network runs with every temporal route cut
 (membrane, recurrent spikes, readout state detached), the per-step loss
@@ -8,20 +8,13 @@ weight gradient uses its presynaptic trace a[t] = lam a[t-1] + z[t] instead of z
 over t; one optimizer step per minibatch (OTTT_A). Memory is constant in T.
 
 Recurrent weights get the trace of s[t-1] and the leaky readout the trace with the readout's
-decay: our construction for layers the paper does not have (METHODS.md 2.4, tagged [U]).
+decay: our construction for layers the paper does not have (docs/methods.md 2.4, tagged [U]).
 """
 
 from __future__ import annotations
 
-from harness.schedules import adamw_warmup_cosine
+from submissions._common import adamw_warmup_cosine
 from workloads.snn.online import PresynapticTraces, online_backward
-
-WORKLOADS = ("snn",)
-BATCH_SIZE = {"smoke": 64, "default": 128, "full": 128}
-
-
-def get_batch_size(workload) -> int:
-    return BATCH_SIZE.get(workload.spec.variant, 128)
 
 
 def init(workload, model, hparams, rng):

@@ -1,7 +1,7 @@
 """SAM (sharpness-aware minimization) with an AdamW base: AlgoPerf's archived SAM baseline.
 
 Foret et al., ICLR 2021 (arXiv 2010.01412), as ``google-research/sam`` and AlgoPerf's
-``sam`` submission (modified from ``davda54/sam``), METHODS.md section 6: g = grad L_B(theta);
+``sam`` submission (modified from ``davda54/sam``), docs/methods.md section 6: g = grad L_B(theta);
 eps_hat = rho g / ||g||_2 (one global norm over every parameter); g_SAM = grad L_B(theta +
 eps_hat) on the same batch; theta restored exactly; then an AdamW step with g_SAM. Two
 forward-backward passes per step. The second pass must not move batch-norm statistics
@@ -16,11 +16,8 @@ import contextlib
 
 import torch
 
-from harness.schedules import adam_args, cosine_to_hint, end_at_hint, finish_step
-
-
-def get_batch_size(workload) -> int:
-    return workload.spec.batch_size_hint
+from harness.schedules import finish_step
+from submissions._common import adam_args, cosine_to_hint, end_at_hint
 
 
 def init(workload, model, hparams, rng):

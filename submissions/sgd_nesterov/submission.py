@@ -4,7 +4,7 @@
 theta <- theta - lr (g + mu b), mu = 1 - one_minus_beta1. The learning rate warms up linearly
 over ``warmup_factor x step_hint`` steps, decays linearly to ``lr x end_factor`` over
 ``decay_steps_factor x (step_hint - warmup)`` steps, then stays there (AlgoPerf's
-``create_lr_schedule_fn``). Workload objective and batch size as ``adamw``. METHODS.md
+``create_lr_schedule_fn``). Workload objective and batch size as ``adamw``. docs/methods.md
 section 6. A generic method.
 """
 
@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from harness.schedules import lambda_lr, optimizer_step, warmup_linear
-
-
-def get_batch_size(workload) -> int:
-    return workload.spec.batch_size_hint
+from harness.schedules import optimizer_step
+from submissions._common import lambda_lr, warmup_linear
 
 
 def init(workload, model, hparams, rng):

@@ -4,7 +4,7 @@ arXiv 2305.04574; code ``eth-sri/TAPS``, read at commit 6b5c5d9: ``torch_model_w
 ``mix_train.py``, ``scripts/train_tinyimagenet``).
 
 The model splits into a feature extractor g (``model.features``) and a head h (``model.head``),
-TAPS's ``--block-sizes 17 4`` for CNN7 (METHODS.md 3.4):
+TAPS's ``--block-sizes 17 4`` for CNN7 (docs/methods.md 3.4):
 1. IBP through g gives a latent box [l, u]; IBP through h gives the margin bounds of L_IBP.
 2. PGD in the head, without parameter gradients: for every class j != y a point z_j in [l, u]
    maximizing h(z_j)_j - h(z_j)_y (``n`` sign-gradient steps of size eta (u - l), eta_0 =
@@ -28,7 +28,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from harness.schedules import adam_step_decay, optimizer_step
+from harness.schedules import optimizer_step
+from submissions._common import adam_step_decay
 from workloads.certification.bounds import (
     forward_affine,
     input_box,
@@ -39,14 +40,8 @@ from workloads.certification.bounds import (
 from workloads.certification.regularizers import fast_ibp_loss, ibp_init
 from workloads.certification.schedules import smoothed_eps
 
-WORKLOADS = ("certification",)
-BATCH_SIZE = {"smoke": 64, "default": 128, "full": 128}
 GRAD_CLIP = 10.0
 TOL = 1e-5  # the connector's guard against zero-width boxes (the authors' self.tol)
-
-
-def get_batch_size(workload) -> int:
-    return BATCH_SIZE.get(workload.spec.variant, 128)
 
 
 def init(workload, model, hparams, rng):
