@@ -214,9 +214,9 @@ def device_kind(hw_class: str) -> str:
 def git_info(root: str, scope: bool = False) -> dict[str, Any]:
     """The commit of the git repository holding ``root`` and whether it is dirty: changed
     tracked files anywhere in it, or with ``scope``, any change under ``root`` itself,
-    untracked files included (a submission's folder: a new method need not be committed to
-    run). Outside a repository, or without git, commit and dirty are None and ``reason`` says
-    why; otherwise ``reason`` is None."""
+    untracked files included but bytecode caches not (a submission's folder: a new method need
+    not be committed to run). Outside a repository, or without git, commit and dirty are None
+    and ``reason`` says why; otherwise ``reason`` is None."""
 
     def git(*args: str) -> str:
         return subprocess.run(
@@ -231,11 +231,14 @@ def git_info(root: str, scope: bool = False) -> dict[str, Any]:
     except (OSError, subprocess.SubprocessError) as e:
         return {"commit": None, "dirty": None, "reason": f"git unavailable: {e}"}
     try:
-        changes = (
-            git("status", "--porcelain", "--", ".")
-            if scope
-            else git("status", "--porcelain", "--untracked-files=no")
-        )
+        if scope:  # Python's own bytecode caches (importing the method writes them) don't count
+            changes = [
+                line
+                for line in git("status", "--porcelain", "--", ".").splitlines()
+                if "__pycache__/" not in line and not line.endswith((".pyc", ".pyo"))
+            ]
+        else:
+            changes = git("status", "--porcelain", "--untracked-files=no").splitlines()
         dirty = bool(changes)
     except (OSError, subprocess.SubprocessError):
         dirty = None

@@ -268,6 +268,8 @@ def test_run_records_the_submission_folders_own_commit_and_dirty_flag(tmp_path):
     _git(repo, "add", ".")
     _git(repo, "commit", "-qm", "mine")
     head = _git(repo, "rev-parse", "HEAD")
+    (folder / "__pycache__").mkdir()  # what importing it writes, unless bytecode is off
+    (folder / "__pycache__" / "submission.cpython-311.pyc").write_bytes(b"")
     run = _run(folder, tmp_path)
     assert run["submission_git"] == {"commit": head, "dirty": False, "reason": None}
     assert run["git"]["commit"] != head  # the harness's, next to it
@@ -286,3 +288,34 @@ def test_a_submission_outside_git_records_no_commit_with_the_reason(tmp_path):
     run = _run(folder, tmp_path)
     git = run["submission_git"]
     assert git["commit"] is None and git["dirty"] is None and git["reason"]
+
+
+# -- the templates ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["template", "template_generic"])
+def test_the_templates_are_skipped_by_name_but_load_and_step(name, env):
+    import torch
+
+    from harness.check import _one_step
+
+    assert name not in discovery.submission_names()
+    with pytest.raises(ContractError, match="unknown submission"):
+        discovery.load_submission(name)
+    sub = discovery.load_submission(str(BUNDLED / name))
+    assert sub.fn("get_batch_size") is None
+    assert sub.workloads == (("ldpc",) if name == "template" else None)
+    assert _one_step(sub, "ldpc", torch.device("cpu")) == "init and update ran"
+
+
+def test_the_generic_template_reads_only_the_generic_api():
+    from test_generic_optimizers import (
+        GENERIC_SPEC_FIELDS,
+        GENERIC_WORKLOAD_API,
+        _workload_attributes,
+    )
+
+    source = (BUNDLED / "template_generic" / "submission.py").read_text()
+    on_workload, on_spec = _workload_attributes(source)
+    assert on_workload <= GENERIC_WORKLOAD_API and on_spec <= GENERIC_SPEC_FIELDS
+    assert on_spec == {"step_hint"}
