@@ -42,7 +42,7 @@ def run(sub_name, spec, steps, eval_every, seed, device, overrides):
     hp = SearchSpace.load(sub.search_space_path).resolve(overrides)
     rng = make_generator(seed, "update", device)
     state = sub.fn("init")(wl, model, hp, rng)
-    streams = wl.train_streams(sub.fn("get_batch_size")(wl), make_generator(seed, "data", device))
+    streams = wl.train_streams(sub.batch_size(wl), make_generator(seed, "data", device))
     select = sub.fn("data_selection")
     curve, train_s = [], 0.0
     for step in range(1, steps + 1):

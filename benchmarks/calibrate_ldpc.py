@@ -36,7 +36,7 @@ def train(sub_name: str, spec, steps: int, seed: int, device, overrides=None):
     hp = SearchSpace.load(sub.search_space_path).resolve(overrides or {})
     rng = make_generator(seed, "update", device)
     state = sub.fn("init")(wl, model, hp, rng)
-    streams = wl.train_streams(sub.fn("get_batch_size")(wl), make_generator(seed, "data", device))
+    streams = wl.train_streams(sub.batch_size(wl), make_generator(seed, "data", device))
     select = sub.fn("data_selection")
     t0 = time.perf_counter()
     for step in range(steps):

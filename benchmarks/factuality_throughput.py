@@ -73,7 +73,7 @@ def measure(wl, name, model, args):
     hp = SearchSpace.load(sub.search_space_path).resolve({})
     rng = torch.Generator().manual_seed(0)
     state = sub.fn("init")(wl, model, hp, rng)
-    streams = wl.train_streams(sub.fn("get_batch_size")(wl), torch.Generator().manual_seed(1))
+    streams = wl.train_streams(sub.batch_size(wl), torch.Generator().manual_seed(1))
     block(wl, sub, model, state, streams, hp, rng, args.warmup)
     rates, ms = [], []
     for _ in range(args.repeats):

@@ -21,7 +21,6 @@ from harness.runner import RunConfig, run_trial
 
 NOOP = textwrap.dedent(
     """
-    WORKLOADS = ("ldpc",)
     def get_batch_size(workload):
         return 1
     def init(workload, model, hparams, rng):
@@ -46,6 +45,7 @@ def main() -> None:
         sub.mkdir()
         (sub / "submission.py").write_text(NOOP)
         (sub / "search_space.json").write_text("{}")
+        (sub / "README.md").write_text("---\nworkloads: [ldpc]\n---\n# noop\n")
         for _ in range(args.reps):
             res = run_trial(
                 RunConfig(

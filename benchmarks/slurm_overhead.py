@@ -28,7 +28,6 @@ from harness.sweep import Job
 
 IDLE = """
 import time
-WORKLOADS = ("ldpc",)
 def get_batch_size(workload):
     return 16
 def init(workload, model, hparams, rng):
@@ -70,6 +69,7 @@ def requeue_delays(tmp: Path, n: int, opts: SlurmOptions) -> list[float]:
     sub.mkdir(exist_ok=True)
     (sub / "submission.py").write_text(IDLE)
     (sub / "search_space.json").write_text("{}")
+    (sub / "README.md").write_text("---\nworkloads: [ldpc]\n---\n# idle\n")
     hw, delays = records.hardware_class(), []
     for i in range(n):
         job = Job("ldpc", "smoke", str(sub), 1, i, i, {}, 8.0, tmp / "runs", False)

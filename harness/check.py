@@ -140,7 +140,7 @@ def _one_step(sub: discovery.Submission, workload: str, device: torch.device) ->
     hp = SearchSpace.load(sub.search_space_path).defaults()
     rng = make_generator(0, "update", device)
     state = sub.fn("init")(wl, model, hp, rng)
-    streams = wl.train_streams(int(sub.fn("get_batch_size")(wl)), make_generator(0, "data", device))
+    streams = wl.train_streams(sub.batch_size(wl), make_generator(0, "data", device))
     select = sub.fn("data_selection")
     batch = select(wl, streams, state, 0, rng) if select else next(streams["train"])
     extra = (

@@ -1,9 +1,25 @@
 """Workloads and submissions are found by folder; there is no registry to edit.
 
     workloads/<name>/__init__.py      SPECS, WORKLOAD, REFERENCE_OPS (see harness.api)
-    submissions/<name>/submission.py  plain functions; search_space.json; README.md; kernels/
+    <dir>/<name>/submission.py        plain functions; README.md (front matter); search_space.json;
+                                      optional kernels/
 
-Folders named ``template`` or starting with ``_`` or ``.`` are skipped.
+Submissions are searched in the bundled ``submissions/`` folder, then in every folder named by
+the environment variable ``TTR_SUBMISSIONS`` (``os.pathsep``-separated, like ``PYTHONPATH``;
+read at every call, so ``--submissions-dir`` and child processes see the same list). An entry
+is either a folder that contains submission folders or a submission folder itself (one holding
+``submission.py``). Empty entries are ignored; an entry that is not a folder is an error. A
+name found in two different folders is an error naming both: a benchmark never picks one.
+
+Folders named ``template`` or ``template_generic``, or starting with ``_`` or ``.``, are
+skipped (``submissions/_common/`` holds the recipes methods share).
+
+A submission declares the workloads it runs on in its README's YAML front matter, and only
+there::
+
+    ---
+    workloads: [ldpc]        # or: workloads: all  (a generic method)
+    ---
 """
 
 from __future__ import annotations
@@ -12,6 +28,7 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import os
 import re
 import sys
 import types
@@ -19,15 +36,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from harness.api import ContractError, Kernel, Workload, WorkloadSpec
 
-REQUIRED_FUNCTIONS = ("get_batch_size", "init", "update")
-OPTIONAL_FUNCTIONS = ("data_selection", "prepare_for_eval")
-SKIP = ("template",)
+REQUIRED_FUNCTIONS = ("init", "update")
+OPTIONAL_FUNCTIONS = ("get_batch_size", "data_selection", "prepare_for_eval")
+SKIP = ("template", "template_generic")
+SUBMISSIONS_ENV = "TTR_SUBMISSIONS"
 
 
 def repo_root() -> Path:
-    """The folder holding ``workloads/`` and ``submissions/``: the parent of this package."""
+    """The folder holding the bundled ``workloads/`` and ``submissions/``: the parent of this
+    package (the repository in a checkout or an editable install, site-packages otherwise)."""
     return Path(__file__).resolve().parent.parent
 
 
@@ -95,6 +116,12 @@ class Submission:
     def supports(self, workload: str) -> bool:
         return self.workloads is None or workload in self.workloads
 
+    def batch_size(self, workload: Workload) -> int:
+        """``get_batch_size(workload)`` when the submission defines it, else the spec's
+        ``batch_size_hint`` (the batch size ``step_hint`` was measured at)."""
+        fn = self.fn("get_batch_size")
+        return int(fn(workload)) if fn is not None else int(workload.spec.batch_size_hint)
+
     def update_takes_train_state(self) -> bool:
         return "train_state" in inspect.signature(self.module.update).parameters
 
@@ -113,9 +140,74 @@ class Submission:
         return list(kernels)
 
 
-def submission_names(root: Path | None = None) -> list[str]:
-    root = root or repo_root()
-    return [p.name for p in _folders(root / "submissions") if (p / "submission.py").is_file()]
+def submission_dirs() -> list[Path]:
+    """The folders searched for submissions, in order: the bundled ``submissions/``, then each
+    entry of ``$TTR_SUBMISSIONS`` (read now, not at import). Empty entries are ignored; an entry
+    that is not an existing folder is a ContractError."""
+    dirs = [repo_root() / "submissions"]
+    for entry in os.environ.get(SUBMISSIONS_ENV, "").split(os.pathsep):
+        if not entry.strip():
+            continue
+        folder = Path(entry).expanduser()
+        if not folder.is_dir():
+            what = "does not exist" if not folder.exists() else "is not a folder"
+            raise ContractError(f"{SUBMISSIONS_ENV} names {entry!r}, which {what}")
+        dirs.append(folder.resolve())
+    seen: set[Path] = set()
+    return [d for d in dirs if not (d in seen or seen.add(d))]
+
+
+def _index() -> dict[str, list[Path]]:
+    """Every submission name -> the folders that hold it (more than one: ambiguous)."""
+    found: dict[str, list[Path]] = {}
+    for d in submission_dirs():
+        if (d / "submission.py").is_file():  # the entry is a submission folder itself
+            candidates = [d]
+        else:
+            candidates = [p for p in _folders(d) if (p / "submission.py").is_file()]
+        for folder in candidates:
+            folder = folder.resolve()
+            if folder not in found.setdefault(folder.name, []):
+                found[folder.name].append(folder)
+    return found
+
+
+def _ambiguous(name: str, folders: list[Path]) -> ContractError:
+    return ContractError(
+        f"submission {name!r} is in more than one folder: {', '.join(map(str, folders))}; "
+        f"rename one or take its folder out of {SUBMISSIONS_ENV}"
+    )
+
+
+def submission_names() -> list[str]:
+    """Every submission's name, sorted; a name found in two folders is a ContractError."""
+    index = _index()
+    for name, folders in index.items():
+        if len(folders) > 1:
+            raise _ambiguous(name, folders)
+    return sorted(index)
+
+
+def find_submission(name_or_path: str) -> Path:
+    """A submission's folder, by name (searched in ``submission_dirs()``) or by path (anything
+    with a path separator, e.g. ``./my_method``)."""
+    if os.sep in name_or_path or "/" in name_or_path:
+        folder = Path(name_or_path).expanduser()
+        if not (folder / "submission.py").is_file():
+            raise ContractError(f"{name_or_path!r} is not a submission folder: no submission.py")
+        return folder.resolve()
+    index = _index()
+    folders = index.get(name_or_path, [])
+    if len(folders) > 1:
+        raise _ambiguous(name_or_path, folders)
+    if not folders:
+        searched = ", ".join(map(str, submission_dirs()))
+        raise ContractError(
+            f"unknown submission {name_or_path!r}; searched {searched} "
+            f"(add folders with {SUBMISSIONS_ENV} or --submissions-dir); "
+            f"available: {', '.join(sorted(index)) or 'none'}"
+        )
+    return folders[0]
 
 
 def _package_for(folder: Path) -> str:
@@ -134,35 +226,73 @@ def _package_for(folder: Path) -> str:
     return pkg
 
 
-def _declared_workloads(module: types.ModuleType, folder: Path) -> tuple[str, ...] | None:
-    """WORKLOADS = ("ldpc",) in submission.py, or ``workloads: [ldpc]`` in README front matter."""
-    declared = getattr(module, "WORKLOADS", None)
-    if declared is None:
-        readme = folder / "README.md"
-        text = readme.read_text() if readme.is_file() else ""
-        m = re.match(r"---\n(.*?)\n---", text, re.S)
-        if m:
-            for line in m.group(1).splitlines():
-                key, _, value = line.partition(":")
-                if key.strip() == "workloads":
-                    declared = [w.strip(" '\"") for w in value.strip().strip("[]").split(",")]
-    if declared in (None, "all", ["all"]):
-        return None
-    return tuple(declared)
+FRONT_MATTER_HELP = "start README.md with ---, a line workloads: [ldpc] (or workloads: all), ---"
 
 
-def load_submission(name_or_path: str, root: Path | None = None) -> Submission:
-    """Load ``submissions/<name>/submission.py`` (or a folder path) and check its functions."""
-    root = root or repo_root()
-    folder = Path(name_or_path)
-    if not (folder / "submission.py").is_file():
-        folder = root / "submissions" / name_or_path
-    if not (folder / "submission.py").is_file():
-        names = submission_names(root)
+def front_matter(readme: Path) -> dict[str, Any]:
+    """The YAML front matter of a README: the mapping between a first line ``---`` and the next
+    line ``---``. A missing README, missing or unterminated front matter, invalid YAML or a
+    non-mapping is a ContractError."""
+    if not readme.is_file():
+        raise ContractError(f"{readme} is missing; {FRONT_MATTER_HELP}")
+    lines = readme.read_text(encoding="utf-8-sig").splitlines()
+    if not lines or lines[0].strip() != "---":
+        raise ContractError(f"{readme} has no front matter; {FRONT_MATTER_HELP}")
+    try:
+        end = next(i for i in range(1, len(lines)) if lines[i].strip() == "---")
+    except StopIteration:
         raise ContractError(
-            f"unknown submission {name_or_path!r}; available: {', '.join(names) or 'none'}"
+            f"{readme}: front matter opened by --- on line 1 is never closed by a --- line"
+        ) from None
+    try:
+        data = yaml.safe_load("\n".join(lines[1:end]))
+    except yaml.YAMLError as e:
+        detail = " ".join(str(e).split())
+        raise ContractError(f"{readme}: front matter is not valid YAML: {detail}") from None
+    if not isinstance(data, dict):
+        raise ContractError(
+            f"{readme}: front matter must be a YAML mapping (key: value lines), "
+            f"got {type(data).__name__}"
         )
-    folder = folder.resolve()
+    return data
+
+
+def declared_workloads(folder: Path) -> tuple[str, ...] | None:
+    """The ``workloads`` of a submission's README front matter: a tuple of workload names, or
+    None for ``all`` (a generic method). Anything else is a ContractError."""
+    readme = folder / "README.md"
+    meta = front_matter(readme)
+    if "workloads" not in meta:
+        raise ContractError(f"{readme}: front matter has no workloads key; {FRONT_MATTER_HELP}")
+    value = meta["workloads"]
+    if value == "all":
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(w, str) and w.strip() for w in value)
+    ):
+        raise ContractError(
+            f"{readme}: workloads must be all or a non-empty list of workload names "
+            f"(e.g. [ldpc]), got {value!r}"
+        )
+    known = workload_names()
+    unknown = [w for w in value if w not in known]
+    if unknown:
+        raise ContractError(
+            f"{readme}: unknown workload(s) {', '.join(unknown)}; available: {', '.join(known)}"
+        )
+    if len(set(value)) != len(value):
+        raise ContractError(f"{readme}: workloads lists a workload twice: {value}")
+    return tuple(value)
+
+
+def load_submission(name_or_path: str) -> Submission:
+    """Load a submission by name (see ``find_submission``) or folder path and check its
+    functions and its declared workloads."""
+    folder = find_submission(name_or_path)
     pkg = _package_for(folder)
     try:
         module = importlib.import_module(f"{pkg}.submission")
@@ -177,4 +307,9 @@ def load_submission(name_or_path: str, root: Path | None = None) -> Submission:
             f"a submission defines {', '.join(REQUIRED_FUNCTIONS)} "
             f"(optional: {', '.join(OPTIONAL_FUNCTIONS)}); see submissions/template/"
         )
-    return Submission(folder.name, folder, module, _declared_workloads(module, folder))
+    if hasattr(module, "WORKLOADS"):
+        raise ContractError(
+            f"{folder}/submission.py sets WORKLOADS; a submission declares its workloads in one "
+            f"place, its README front matter (workloads: [ldpc] or workloads: all)"
+        )
+    return Submission(folder.name, folder, module, declared_workloads(folder))

@@ -6,10 +6,11 @@
         log.txt      the run's log, tracebacks included
 
 run.json keys (schema 1): schema, workload, variant, submission, study, trial, seed, hparams,
-spec (the resolved WorkloadSpec), hardware_class, hardware (fingerprint), git {commit, dirty},
-versions, device, status, reason, started_at, ended_at (ISO 8601 UTC), budget_s,
-metric, direction, target, train_time_s, wall_time_s, eval_time_s, steps, s_per_step,
-time_to_target_s, prev_eval_train_time_s, steps_to_target, evals.
+spec (the resolved WorkloadSpec), hardware_class, hardware (fingerprint), git {commit, dirty,
+reason} (the harness's), submission_git {commit, dirty, reason} (the submission folder's own;
+its dirty counts untracked files), versions, device, status, reason, started_at, ended_at
+(ISO 8601 UTC), budget_s, metric, direction, target, train_time_s, wall_time_s, eval_time_s,
+steps, s_per_step, time_to_target_s, prev_eval_train_time_s, steps_to_target, evals.
 
 status: "running" | "reached_target" | "budget_exhausted" | "complete" (the submission raised
 TrainingComplete and the target was not met) | "failed" (reason says why).
@@ -226,7 +227,13 @@ def device_kind(hw_class: str) -> str:
 
 
 @functools.cache
-def git_info(root: str) -> dict[str, Any]:
+def git_info(root: str, scope: bool = False) -> dict[str, Any]:
+    """The commit of the git repository holding ``root`` and whether it is dirty: changed
+    tracked files anywhere in it, or with ``scope``, any change under ``root`` itself,
+    untracked files included but bytecode caches not (a submission's folder: a new method need
+    not be committed to run). Outside a repository, or without git, commit and dirty are None
+    and ``reason`` says why; otherwise ``reason`` is None."""
+
     def git(*args: str) -> str:
         return subprocess.run(
             ["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=True
@@ -234,13 +241,24 @@ def git_info(root: str) -> dict[str, Any]:
 
     try:
         commit = git("rev-parse", "HEAD")
-    except (OSError, subprocess.SubprocessError):
-        commit = None
+    except subprocess.CalledProcessError as e:
+        lines = (e.stderr or "").strip().splitlines()
+        return {"commit": None, "dirty": None, "reason": lines[0] if lines else str(e)}
+    except (OSError, subprocess.SubprocessError) as e:
+        return {"commit": None, "dirty": None, "reason": f"git unavailable: {e}"}
     try:
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        if scope:  # Python's own bytecode caches (importing the method writes them) don't count
+            changes = [
+                line
+                for line in git("status", "--porcelain", "--", ".").splitlines()
+                if "__pycache__/" not in line and not line.endswith((".pyc", ".pyo"))
+            ]
+        else:
+            changes = git("status", "--porcelain", "--untracked-files=no").splitlines()
+        dirty = bool(changes)
     except (OSError, subprocess.SubprocessError):
         dirty = None
-    return {"commit": commit, "dirty": dirty}
+    return {"commit": commit, "dirty": dirty, "reason": None}
 
 
 @functools.cache

@@ -311,7 +311,10 @@ class _Trial:
             cfg.eval_every_s if cfg.eval_every_s is not None else self.spec.eval_every_s
         )
         self.record.update(
-            hparams=dict(self.hparams), budget_s=self.budget_s, spec=self.spec.to_dict()
+            hparams=dict(self.hparams),
+            budget_s=self.budget_s,
+            spec=self.spec.to_dict(),
+            submission_git=records.git_info(str(self.sub.path), scope=True),
         )
         self._write_record()
         check_kernels(
@@ -320,7 +323,11 @@ class _Trial:
         torch.manual_seed(derive_seed(cfg.seed, "global"))
         self.workload: Workload = build_workload(self.spec, self.device)
         self.model = self.workload.init_model(make_generator(cfg.seed, "init", self.device))
-        self.batch_size = int(self._call("get_batch_size", self.workload))
+        self.batch_size = (
+            int(self._call("get_batch_size", self.workload))
+            if self.sub.fn("get_batch_size") is not None
+            else int(self.spec.batch_size_hint)
+        )
         self.rng = make_generator(cfg.seed, "update", self.device)
         self.state = self._call("init", self.workload, self.model, self.hparams, self.rng)
         self.data_rng = make_generator(cfg.seed, "data", self.device)

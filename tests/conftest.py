@@ -17,11 +17,15 @@ def root() -> Path:
     return repo_root()
 
 
+# A submission declares its workloads in its README's front matter.
+LDPC_README = "---\nworkloads: [ldpc]\n---\n# test\n"
+
+
 @pytest.fixture
 def make_submission(tmp_path):
     """Write a submission folder from source text; returns its path."""
 
-    def make(name: str, source: str, space: str = "{}", readme: str = "# test\n") -> Path:
+    def make(name: str, source: str, space: str = "{}", readme: str = LDPC_README) -> Path:
         folder = tmp_path / "subs" / name
         folder.mkdir(parents=True)
         (folder / "submission.py").write_text(textwrap.dedent(source))
@@ -36,8 +40,6 @@ def make_submission(tmp_path):
 GOOD_SUBMISSION = """
 import time
 import torch
-
-WORKLOADS = ("ldpc",)
 
 def get_batch_size(workload):
     return 16

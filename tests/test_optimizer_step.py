@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.schedules import lambda_lr, optimizer_step, warmup_cosine
+from harness.schedules import optimizer_step
+from submissions._common import lambda_lr, warmup_cosine
 
 
 def _state(param, sched=True):

@@ -14,7 +14,6 @@ from workloads.ldpc import LdpcWorkload
 
 SLEEPY = """
 import time
-WORKLOADS = ("ldpc",)
 def get_batch_size(workload):
     return 4
 def init(workload, model, hparams, rng):

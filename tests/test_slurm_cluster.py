@@ -23,7 +23,7 @@ from submitit.core.utils import UncompletedJobError
 pytestmark = pytest.mark.slurm
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULTS = REPO / "slurm" / "defaults.json"
+DEFAULTS = REPO / "harness" / "slurm_defaults.json"
 
 # The jobs below unpickle this module's functions and classes; tests/ is not on the job's
 # sys.path, so pickle them by value instead of by reference.
@@ -71,7 +71,7 @@ def _wait(predicate, deadline_s: float, what: str, job=None, poll_s: float = 0.5
 
 
 def _executor(folder: Path) -> submitit.AutoExecutor:
-    """An executor built from slurm/defaults.json, the way `ttr sweep` builds it."""
+    """An executor built from harness/slurm_defaults.json, the way `ttr sweep` builds it."""
     params = {k: v for k, v in json.loads(DEFAULTS.read_text()).items() if not k.startswith("_")}
     max_num_timeout = params.pop("slurm_max_num_timeout")
     executor = submitit.AutoExecutor(

@@ -1,12 +1,11 @@
-"""Pretrain-then-mix (Choi et al., NeurIPS 2023, arXiv 2312.06134;
-docs/methods.md#pretrain_then_mix): train on the
-high-resource languages only until s* = switch_frac x step_hint, then on all languages with
-temperature sampling at ``temperature``; optionally re-warm the learning rate at s*.
+"""Pretrain-then-mix (Choi et al., NeurIPS 2023, arXiv 2312.06134): train on the high-resource
+languages only until s* = switch_frac x step_hint, then on all languages with temperature sampling
+at ``temperature``; optionally re-warm the learning rate at s*.
 
-Stage 1 samples the high-resource languages with the same temperature. The paper's exact switch
-step and post-switch mixture are not available; they are tuned here (README.md). Optimizer and
-loss as in ``temperature_sampling``: AdamW beta (0.9, 0.98), warmup then cosine over
-``horizon_factor x step_hint``, label-smoothed loss, clip 1.
+Stage 1 samples the high-resource languages with the same temperature. The paper's exact switch step
+and post-switch mixture are not available; they are tuned here (README.md;
+docs/methods.md#pretrain_then_mix). Optimizer and loss as in ``temperature_sampling``: AdamW beta
+(0.9, 0.98), warmup then cosine over ``horizon_factor x step_hint``, label-smoothed loss, clip 1.
 """
 
 from __future__ import annotations
@@ -15,16 +14,11 @@ import functools
 
 import torch
 
-from harness.schedules import lambda_lr, optimizer_step, warmup_cosine
+from harness.schedules import optimizer_step
+from submissions._common import lambda_lr, warmup_cosine
 from workloads.translation.data import temperature_probs
 
-WORKLOADS = ("translation",)
-BATCH_SIZE = {"smoke": 32, "default": 64, "full": 128}
 GRAD_CLIP = 1.0
-
-
-def get_batch_size(workload) -> int:
-    return BATCH_SIZE.get(workload.spec.variant, 64)
 
 
 def _rewarmed(step: int, base, switch: int, warmup: int) -> float:
@@ -63,7 +57,7 @@ def init(workload, model, hparams, rng):
 
 def data_selection(workload, streams, state, step, rng):
     probs = state["stage1"] if step < state["switch"] else state["stage2"]
-    return workload.mixture_batch(streams, probs, get_batch_size(workload), rng)
+    return workload.mixture_batch(streams, probs, workload.spec.batch_size_hint, rng)
 
 
 def update(workload, model, state, batch, hparams, step, rng):

@@ -1,25 +1,19 @@
 """Temperature sampling: every example's language is drawn i.i.d. from p_i ~ D_i^(1/T).
 
-Arivazhagan et al. 2019 ("Massively multilingual neural machine translation in the wild",
-arXiv 1907.05019), docs/methods.md#temperature_sampling: T = 1 samples in proportion to the data, T
-= inf uniformly;
-T is tuned. The model is trained with the workload's label-smoothed loss, AdamW with
-beta = (0.9, 0.98) (Vaswani et al.; fairseq's translation recipe), linear warmup then cosine
-decay over ``horizon_factor x step_hint`` steps, gradient-norm clip 1.
+Arivazhagan et al. 2019 ("Massively multilingual neural machine translation in the wild", arXiv
+1907.05019; docs/methods.md#temperature_sampling): T = 1 samples in proportion to the data, T = inf
+uniformly; T is tuned. The model is trained with the workload's label-smoothed loss, AdamW with beta
+= (0.9, 0.98) (Vaswani et al.; fairseq's translation recipe), linear warmup then cosine decay over
+``horizon_factor x step_hint`` steps, gradient-norm clip 1.
 """
 
 from __future__ import annotations
 
-from harness.schedules import adamw_warmup_cosine, optimizer_step
+from harness.schedules import optimizer_step
+from submissions._common import adamw_warmup_cosine
 from workloads.translation.data import temperature_probs
 
-WORKLOADS = ("translation",)
-BATCH_SIZE = {"smoke": 32, "default": 64, "full": 128}
 GRAD_CLIP = 1.0
-
-
-def get_batch_size(workload) -> int:
-    return BATCH_SIZE.get(workload.spec.variant, 64)
 
 
 def init(workload, model, hparams, rng):
@@ -31,7 +25,7 @@ def init(workload, model, hparams, rng):
 
 
 def data_selection(workload, streams, state, step, rng):
-    return workload.mixture_batch(streams, state["probs"], get_batch_size(workload), rng)
+    return workload.mixture_batch(streams, state["probs"], workload.spec.batch_size_hint, rng)
 
 
 def update(workload, model, state, batch, hparams, step, rng):

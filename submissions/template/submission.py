@@ -1,13 +1,16 @@
-"""Template: copy this folder to ``submissions/<your_method>/`` and edit.
+"""Template: copy this folder to a folder of your own and edit.
 
 The harness calls these plain functions (optional ones are found by name or signature):
 
-    get_batch_size(workload) -> int
     init(workload, model, hparams, rng) -> state                        untimed
     update(workload, model, state, batch, hparams, step, rng) -> state  one step; timed
+    get_batch_size(workload) -> int                                     optional; untimed
     data_selection(workload, streams, state, step, rng) -> batch        optional; timed
     prepare_for_eval(workload, model, state) -> model                   optional; timed
 
+Without ``get_batch_size`` the batch size is ``workload.spec.batch_size_hint``, the one the
+workload's ``step_hint`` was measured at; define it only to train at another size. The
+workloads this method runs on are declared in README.md's front matter, and only there.
 ``hparams`` is a read-only mapping resolved from ``search_space.json``; ``rng`` is a
 ``torch.Generator`` on the workload's device. Add a keyword ``train_state`` to ``update`` to get a
 read-only mapping (train_time_s, budget_s, step, evals) for time-based schedules. Put the last
@@ -15,8 +18,10 @@ loss in ``state["loss"]`` (a dict state) so the runner can stop a run whose loss
 Raise ``harness.api.TrainingComplete`` to end training early. The state is checkpointed
 (pickled with the model) at every evaluation so a preempted job can resume: keep lambdas out of
 it. Models with constrained parameters (the ldpc decoder's weights live in [0, 2]) have
-``project_()``: call it after each optimizer step. You never see validation or test data, and
-the clock is not yours to touch.
+``project_()``: call it after each optimizer step (``harness.schedules.optimizer_step`` does the
+step, the scheduler, the projection and ``state["loss"]`` for you). Picklable schedules and
+optimizer recipes the bundled methods share are in ``submissions._common``. You never see
+validation or test data, and the clock is not yours to touch.
 
 This template is plain Adam on the workload's default loss, with a linear warmup.
 """
@@ -26,12 +31,6 @@ from __future__ import annotations
 import functools
 
 import torch
-
-WORKLOADS = ("ldpc",)  # the workloads this method supports; delete the line for all of them
-
-
-def get_batch_size(workload) -> int:
-    return 128
 
 
 def warmup_factor(step: int, warmup: int) -> float:

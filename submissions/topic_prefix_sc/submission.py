@@ -1,14 +1,14 @@
 """TopicPrefix with the sentence-completion loss (Lee et al., NeurIPS 2022, arXiv 2206.04624).
 
-Data (TopicPrefix, docs/methods.md#topic_prefix_sc): every sentence of a biography is prefixed with
-its document's
-topic entity and a colon, "Name Name Name : He grew up in Boston.", unless it already starts with
-the entity; question-answer documents are left as they are (their question names the person).
+Rules: docs/methods.md#topic_prefix_sc.
 
-Loss (sentence completion, docs/methods.md#topic_prefix_sc): within every sentence the tokens up to
-the pivot get
-weight ``pre_pivot_weight`` and the tokens after it weight 1; the pivot is the workload's (bioS:
-the first token of the attribute value; QA: the first answer token); the document-final
+Data (TopicPrefix): every sentence of a biography is prefixed with its document's topic entity
+and a colon, "Name Name Name : He grew up in Boston.", unless it already starts with the entity;
+question-answer documents are left as they are (their question names the person).
+
+Loss (sentence completion): within every sentence the tokens up to the pivot get weight
+``pre_pivot_weight`` and the tokens after it weight 1; the pivot is the workload's
+(bioS: the first token of the attribute value; QA: the first answer token); the document-final
 end-of-document token gets weight 0. The weights are aligned with the targets (the workload's
 ``LMBatch`` does this), not the inputs as in the released Megatron code. ``pre_pivot_weight = 0``
 is the paper's pure SC loss; the model here is trained from scratch rather than continued from a
@@ -19,15 +19,10 @@ Optimizer: as ``lm_baseline`` (AdamW, beta2 0.98, warmup-cosine, clip 1).
 
 from __future__ import annotations
 
-from harness.schedules import adamw_warmup_cosine, optimizer_step
+from harness.schedules import optimizer_step
+from submissions._common import adamw_warmup_cosine
 
-WORKLOADS = ("factuality",)
-BATCH_SIZE = {"smoke": 16, "default": 32, "full": 64}
 GRAD_CLIP = 1.0
-
-
-def get_batch_size(workload) -> int:
-    return BATCH_SIZE.get(workload.spec.variant, 32)
 
 
 def topic_prefix_sc(workload, doc, separator, pre_pivot_weight: float, prefix: bool = True):
@@ -64,7 +59,7 @@ def init(workload, model, hparams, rng):
 def data_selection(workload, streams, state, step, rng):
     return workload.pack(
         streams["documents"],
-        get_batch_size(workload),
+        workload.spec.batch_size_hint,
         lambda d: topic_prefix_sc(
             workload,
             d,

@@ -42,7 +42,7 @@ def assert_frequencies(counts: dict[str, int], probs: dict[str, float]) -> None:
 def test_temperature_sampling_draws_languages_with_the_tempered_frequencies(smoke):
     hp = {"temperature": 2.0}
     state = {"probs": temperature_probs(smoke.train_sizes, hp["temperature"])}
-    streams = smoke.train_streams(ts.get_batch_size(smoke), torch.Generator().manual_seed(0))
+    streams = smoke.train_streams(smoke.spec.batch_size_hint, torch.Generator().manual_seed(0))
     rng = torch.Generator().manual_seed(1)
     batches = [ts.data_selection(smoke, streams, state, s, rng) for s in range(400)]
     assert_frequencies(language_counts(smoke, batches), state["probs"])
@@ -148,7 +148,7 @@ def test_pretrain_then_mix_draws_no_low_resource_example_before_the_switch(smoke
     state = ptm.init(smoke, model, hp, torch.Generator())
     switch = state["switch"]
     assert switch == int(0.5 * smoke.spec.step_hint)
-    streams = smoke.train_streams(ptm.get_batch_size(smoke), torch.Generator().manual_seed(0))
+    streams = smoke.train_streams(smoke.spec.batch_size_hint, torch.Generator().manual_seed(0))
     rng = torch.Generator().manual_seed(3)
     before = [ptm.data_selection(smoke, streams, state, s, rng) for s in range(switch)]
     counts = language_counts(smoke, before)
