@@ -677,7 +677,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the plan and a bound of its device time; write nothing",
     )
-    sl = sw.add_argument_group("SLURM (defaults: slurm/defaults.json)")
+    sl = sw.add_argument_group(
+        "SLURM (defaults: harness/slurm_defaults.json, then the file named by TTR_SLURM_DEFAULTS)"
+    )
     sl.add_argument("--partition", default=None, help="SLURM partition")
     sl.add_argument("--gpus", type=int, default=None, help="GPUs per node")
     sl.add_argument("--cpus", type=int, default=None, help="CPUs per task")

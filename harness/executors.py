@@ -12,6 +12,7 @@ a finished record is never rewritten.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -22,7 +23,6 @@ import submitit
 from submitit.helpers import Checkpointable, DelayedSubmission
 
 from harness import records
-from harness.discovery import repo_root
 from harness.runner import note_preemption
 from harness.sweep import Job, run_job
 
@@ -30,9 +30,14 @@ EXECUTORS = ("debug", "local", "slurm")
 POLL_S = 2.0
 
 
+DEFAULTS_FILE = Path(__file__).resolve().parent / "slurm_defaults.json"
+DEFAULTS_ENV = "TTR_SLURM_DEFAULTS"
+
+
 @dataclass
 class SlurmOptions:
-    """sbatch settings; defaults from ``slurm/defaults.json``, overridable by flags."""
+    """sbatch settings: the bundled ``harness/slurm_defaults.json``, then the keys of the file
+    named by ``$TTR_SLURM_DEFAULTS`` (a cluster's own partition, account, ...), then flags."""
 
     slurm_partition: str | None = None
     gpus_per_node: int = 0
@@ -46,15 +51,38 @@ class SlurmOptions:
 
     @classmethod
     def load(cls, path: Path | None = None, **overrides: Any) -> SlurmOptions:
-        path = path or repo_root() / "slurm" / "defaults.json"
-        raw = json.loads(path.read_text()) if path.is_file() else {}
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in raw.items() if not k.startswith("_")}
+        """Options from ``path`` (default: the bundled defaults, updated by the file named by
+        ``$TTR_SLURM_DEFAULTS`` if set), then ``overrides`` that are not None. A missing or
+        unreadable defaults file is an error, never a silent default."""
+        files = [Path(path)] if path is not None else [DEFAULTS_FILE]
+        if path is None and os.environ.get(DEFAULTS_ENV, "").strip():
+            files.append(Path(os.environ[DEFAULTS_ENV]).expanduser())
+        values: dict[str, Any] = {}
+        for f in files:
+            values.update({k: v for k, v in _read_defaults(f).items() if not k.startswith("_")})
         values.update({k: v for k, v in overrides.items() if v is not None})
+        known = {f.name for f in fields(cls)}
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"unknown SLURM options {sorted(unknown)}; valid: {sorted(known)}")
         return cls(**values)
+
+
+def _read_defaults(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        hint = (
+            "the installation is incomplete: reinstall ttr-bench"
+            if path == DEFAULTS_FILE
+            else f"check {DEFAULTS_ENV} or the path given"
+        )
+        raise FileNotFoundError(f"SLURM defaults {path} not found; {hint}")
+    try:
+        raw = json.loads(path.read_text())
+    except ValueError as e:
+        raise ValueError(f"SLURM defaults {path} is not valid JSON: {e}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"SLURM defaults {path} must be a JSON object, got {type(raw).__name__}")
+    return raw
 
 
 class TrialJob(Checkpointable):

@@ -19,7 +19,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from harness.schedules import adam_args, cosine_to_hint, end_at_hint, optimizer_step
+from harness.schedules import optimizer_step
+from submissions._common import adam_args, cosine_to_hint, end_at_hint
 
 
 def _channel_view(x: torch.Tensor) -> torch.Tensor:
@@ -88,10 +89,6 @@ class AdamP(torch.optim.Optimizer):
                     p.mul_(1.0 - group["lr"] * group["weight_decay"] * ratio)
                 p.add_(q, alpha=-group["lr"] / (1.0 - b1**t))
         return loss
-
-
-def get_batch_size(workload) -> int:
-    return workload.spec.batch_size_hint
 
 
 def init(workload, model, hparams, rng):

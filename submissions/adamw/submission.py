@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from harness.schedules import adam_args, cosine_to_hint, end_at_hint, optimizer_step
-
-
-def get_batch_size(workload) -> int:
-    return workload.spec.batch_size_hint
+from harness.schedules import optimizer_step
+from submissions._common import adam_args, cosine_to_hint, end_at_hint
 
 
 def init(workload, model, hparams, rng):

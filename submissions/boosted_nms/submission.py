@@ -20,16 +20,10 @@ from workloads.ldpc.decoder import DecoderState
 
 from .kernels import KERNELS
 
-WORKLOADS = ("ldpc",)
-BATCH_SIZE = {"smoke": 64, "default": 128, "full": 512}  # frames per step
 COLLECT_CHUNK = 512  # frames decoded per collection round
 # Check-node op: "auto" (Triton on a GPU, the workload's op on a CPU), "reference", or a kernel
 # name from kernels/. Not a hyperparameter: it changes speed, never the function computed.
 KERNEL = "auto"
-
-
-def get_batch_size(workload) -> int:
-    return BATCH_SIZE.get(workload.spec.variant, 128)
 
 
 def fer_surrogate(app: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
@@ -71,7 +65,7 @@ def data_selection(workload, streams, state, step, rng):
     if state["phase"] != "base":
         return None  # the post decoder trains on its UC pool
     lo = workload.spec.ebn0_db + hp["base_ebn0_offset_db"]
-    return workload.sample(get_batch_size(workload), (lo, lo + 1.0), rng, zero_codeword=True)
+    return workload.sample(workload.spec.batch_size_hint, (lo, lo + 1.0), rng, zero_codeword=True)
 
 
 def update(workload, model, state, batch, hparams, step, rng):
@@ -140,7 +134,7 @@ def _post_step(workload, model, state, rng) -> torch.Tensor:
     idx = torch.randint(
         0,
         pool["llr"].shape[0],
-        (get_batch_size(workload),),
+        (workload.spec.batch_size_hint,),
         generator=rng,
         device=pool["llr"].device,
     )

@@ -12,19 +12,14 @@ against ``snn.lif_multistep``): Triton on a GPU, the fused torch path on a CPU.
 
 from __future__ import annotations
 
-from harness.schedules import adamw_warmup_cosine, optimizer_step
+from harness.schedules import optimizer_step
+from submissions._common import adamw_warmup_cosine
 
 from .kernels import KERNELS
 
-WORKLOADS = ("snn",)
-BATCH_SIZE = {"smoke": 64, "default": 128, "full": 128}
 # "auto": Triton on a GPU, the fused torch path on a CPU; "reference" or a kernel name.
 # Not a hyperparameter: it changes speed and memory, never the function computed.
 KERNEL = "auto"
-
-
-def get_batch_size(workload) -> int:
-    return BATCH_SIZE.get(workload.spec.variant, 128)
 
 
 def pick_kernel(choice: str, device):

@@ -21,17 +21,12 @@ from __future__ import annotations
 
 import torch
 
-from harness.schedules import adamw_warmup_cosine, optimizer_step
+from harness.schedules import optimizer_step
+from submissions._common import adamw_warmup_cosine
 from workloads.translation.data import temperature_probs
 
-WORKLOADS = ("translation",)
-BATCH_SIZE = {"smoke": 32, "default": 64, "full": 128}
 META_BATCH = {"smoke": 16, "default": 32, "full": 64}
 GRAD_CLIP = 1.0
-
-
-def get_batch_size(workload) -> int:
-    return BATCH_SIZE.get(workload.spec.variant, 64)
 
 
 def init(workload, model, hparams, rng):
@@ -58,7 +53,7 @@ def is_meta_step(state, step: int) -> bool:
 
 
 def data_selection(workload, streams, state, step, rng):
-    batch = workload.mixture_batch(streams, state["probs"], get_batch_size(workload), rng)
+    batch = workload.mixture_batch(streams, state["probs"], workload.spec.batch_size_hint, rng)
     if not is_meta_step(state, step):
         return {"train": batch}
     size = META_BATCH.get(workload.spec.variant, 32)

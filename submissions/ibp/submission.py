@@ -10,17 +10,12 @@ IBP margin loss. Adam with lr x0.2 at 76% and 89% of the horizon, gradient-norm 
 
 from __future__ import annotations
 
-from harness.schedules import adam_step_decay, optimizer_step
+from harness.schedules import optimizer_step
+from submissions._common import adam_step_decay
 from workloads.certification.bounds import mixed_loss
 from workloads.certification.schedules import linear_eps
 
-WORKLOADS = ("certification",)
-BATCH_SIZE = {"smoke": 64, "default": 128, "full": 128}
 GRAD_CLIP = 10.0
-
-
-def get_batch_size(workload) -> int:
-    return BATCH_SIZE.get(workload.spec.variant, 128)
 
 
 def init(workload, model, hparams, rng):

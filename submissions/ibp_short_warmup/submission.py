@@ -17,17 +17,12 @@ from __future__ import annotations
 
 import torch
 
-from harness.schedules import adam_step_decay, optimizer_step
+from harness.schedules import optimizer_step
+from submissions._common import adam_step_decay
 from workloads.certification.regularizers import fast_ibp_loss, ibp_init
 from workloads.certification.schedules import smoothed_eps
 
-WORKLOADS = ("certification",)
-BATCH_SIZE = {"smoke": 64, "default": 128, "full": 128}
 GRAD_CLIP = 10.0
-
-
-def get_batch_size(workload) -> int:
-    return BATCH_SIZE.get(workload.spec.variant, 128)
 
 
 def init(workload, model, hparams, rng):

@@ -7,15 +7,10 @@ step_hint`` steps, gradient-norm clip 1 (GPT-2 / nanoGPT-style recipe, docs/meth
 
 from __future__ import annotations
 
-from harness.schedules import adamw_warmup_cosine, optimizer_step
+from harness.schedules import optimizer_step
+from submissions._common import adamw_warmup_cosine
 
-WORKLOADS = ("factuality",)
-BATCH_SIZE = {"smoke": 16, "default": 32, "full": 64}
 GRAD_CLIP = 1.0
-
-
-def get_batch_size(workload) -> int:
-    return BATCH_SIZE.get(workload.spec.variant, 32)
 
 
 def init(workload, model, hparams, rng):

@@ -14,7 +14,8 @@ import math
 
 import torch
 
-from harness.schedules import adam_args, cosine_to_hint, end_at_hint, optimizer_step
+from harness.schedules import optimizer_step
+from submissions._common import adam_args, cosine_to_hint, end_at_hint
 
 
 class NAdamW(torch.optim.Optimizer):
@@ -54,10 +55,6 @@ class NAdamW(torch.optim.Optimizer):
                 denom = (v.sqrt() / math.sqrt(1.0 - b2**t)).add_(eps)
                 p.addcdiv_(lookahead, denom, value=-lr / (1.0 - b1**t))
         return loss
-
-
-def get_batch_size(workload) -> int:
-    return workload.spec.batch_size_hint
 
 
 def init(workload, model, hparams, rng):

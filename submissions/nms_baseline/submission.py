@@ -10,13 +10,6 @@ from __future__ import annotations
 
 import torch
 
-WORKLOADS = ("ldpc",)
-BATCH_SIZE = {"smoke": 64, "default": 128, "full": 512}  # frames per step
-
-
-def get_batch_size(workload) -> int:
-    return BATCH_SIZE.get(workload.spec.variant, 128)
-
 
 def multi_loss(outs: list[torch.Tensor], bits: torch.Tensor, eta: float) -> torch.Tensor:
     """sum_t eta^(L-t) BCE(o^t) / sum_t eta^(L-t); eta = 0 is the last iteration only."""
@@ -42,7 +35,9 @@ def init(workload, model, hparams, rng):
 def data_selection(workload, streams, state, step, rng):
     hp = state["hp"]
     return workload.sample(
-        get_batch_size(workload), (hp["ebn0_low_db"], hp["ebn0_low_db"] + hp["ebn0_span_db"]), rng
+        workload.spec.batch_size_hint,
+        (hp["ebn0_low_db"], hp["ebn0_low_db"] + hp["ebn0_span_db"]),
+        rng,
     )
 
 

@@ -13,15 +13,8 @@ decay: our construction for layers the paper does not have (docs/methods.md#ottt
 
 from __future__ import annotations
 
-from harness.schedules import adamw_warmup_cosine
+from submissions._common import adamw_warmup_cosine
 from workloads.snn.online import PresynapticTraces, online_backward
-
-WORKLOADS = ("snn",)
-BATCH_SIZE = {"smoke": 64, "default": 128, "full": 128}
-
-
-def get_batch_size(workload) -> int:
-    return BATCH_SIZE.get(workload.spec.variant, 128)
 
 
 def init(workload, model, hparams, rng):

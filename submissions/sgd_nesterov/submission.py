@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from harness.schedules import lambda_lr, optimizer_step, warmup_linear
-
-
-def get_batch_size(workload) -> int:
-    return workload.spec.batch_size_hint
+from harness.schedules import optimizer_step
+from submissions._common import lambda_lr, warmup_linear
 
 
 def init(workload, model, hparams, rng):

@@ -12,16 +12,9 @@ from __future__ import annotations
 
 import torch
 
-from harness.schedules import adamw_warmup_cosine
+from submissions._common import adamw_warmup_cosine
 from workloads.snn.model import plain_synapse
 from workloads.snn.online import online_backward
-
-WORKLOADS = ("snn",)
-BATCH_SIZE = {"smoke": 64, "default": 128, "full": 128}
-
-
-def get_batch_size(workload) -> int:
-    return BATCH_SIZE.get(workload.spec.variant, 128)
 
 
 def init(workload, model, hparams, rng):

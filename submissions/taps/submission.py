@@ -28,7 +28,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from harness.schedules import adam_step_decay, optimizer_step
+from harness.schedules import optimizer_step
+from submissions._common import adam_step_decay
 from workloads.certification.bounds import (
     forward_affine,
     input_box,
@@ -39,14 +40,8 @@ from workloads.certification.bounds import (
 from workloads.certification.regularizers import fast_ibp_loss, ibp_init
 from workloads.certification.schedules import smoothed_eps
 
-WORKLOADS = ("certification",)
-BATCH_SIZE = {"smoke": 64, "default": 128, "full": 128}
 GRAD_CLIP = 10.0
 TOL = 1e-5  # the connector's guard against zero-width boxes (the authors' self.tol)
-
-
-def get_batch_size(workload) -> int:
-    return BATCH_SIZE.get(workload.spec.variant, 128)
 
 
 def init(workload, model, hparams, rng):
