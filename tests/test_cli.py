@@ -136,8 +136,9 @@ def test_bench_dry_run_writes_nothing(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert not runs.exists() and not (tmp_path / "leaderboards").exists()
     assert "2 trials over 1 (workload, submission) pairs: 0 already done, 2 to run" in out
-    assert "device time, at most: 8 s = 8 s of training budgets (cpu)" in out  # smoke: 2 x 4 s
-    assert "not included: setup and evaluation time of ldpc" in out
+    # smoke: 2 x 4 s of budget, and per trial an allowance of 30 s + 50% of the budget
+    assert "device time, at most: 1.2 min = 8 s of training budgets (cpu)" in out
+    assert "+ 1.1 min: an allowance for setup and evaluation of ldpc" in out
     # with a saved plan and one finished trial: that trial is done, its overhead is measured
     jobs = plan_jobs(runs, ["ldpc"], ["nms_baseline"], "smoke", studies=2, trials=1)
     d = jobs[0].run_dir(records.hardware_class())
