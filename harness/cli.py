@@ -308,7 +308,7 @@ def _plan(args: argparse.Namespace, self_tuning: bool = False):
     split = sort_jobs(jobs, dry_run=args.dry_run, retry_failed=getattr(args, "retry_failed", False))
     if args.keep_checkpoints:
         split.todo = [dataclasses.replace(j, keep_checkpoint=True) for j in split.todo]
-    split.problems[:0] = problems
+    split.unplanned = problems
     return jobs, split
 
 
@@ -380,7 +380,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     kind = records.device_kind(records.hardware_class())
     if args.dry_run:
         print_plan(jobs, todo, done, runs, kind)
-        _print_problems(split.problems)
+        _print_problems(split.unplanned + split.problems)
         return 0
     print(
         f"{len(jobs)} trials ({args.studies} studies x {args.trials} trials per submission): "
@@ -388,7 +388,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         f"them), {len(todo)} to run",
         flush=True,
     )
-    _print_problems(split.problems)
+    _print_problems(split.unplanned + split.problems)
     rows, failed = [], 0
     budgets_left = sum(job_budget_s(j, kind) for j in todo)
     disable = _bar_disable(args)
@@ -439,7 +439,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(f"\nrun records: {runs.resolve()}")
     print(f"leaderboard: {rep.readme.resolve()}")
     print(f"       html: {rep.html.resolve()}")
-    return 1 if failed or split.problems else 0
+    return 1 if failed or split.unplanned else 0
 
 
 def _print_problems(problems: list[str]) -> None:
@@ -475,7 +475,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         here = records.device_kind(records.hardware_class())
         kind = "gpu" if args.executor == "slurm" and (opts.gpus_per_node or 0) > 0 else here
         print_plan(jobs, todo, split.finished + split.live, runs, kind)
-        _print_problems(split.problems)
+        _print_problems(split.unplanned + split.problems)
         return 0
     retried = f" ({len(split.retried)} failed ones again)" if split.retried else ""
     print(
@@ -484,7 +484,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         f"with the {args.executor} executor",
         flush=True,
     )
-    _print_problems(split.problems)
+    _print_problems(split.unplanned + split.problems)
     folder = Path(args.folder) if args.folder else runs / ".submitit"
     handles = submit(todo, args.executor, folder, opts, elsewhere=split.live)
     with sweep_progress(len(handles), _bar_disable(args)) as progress:
@@ -500,7 +500,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         for h in queued:
             print(f"  not started: {h.job.label}")
     print(f"run records: {runs.resolve()}")
-    return 1 if left or split.problems else 0
+    return 1 if left or split.unplanned else 0
 
 
 @contextmanager

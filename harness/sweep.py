@@ -153,6 +153,7 @@ class Split:
     live: list[Job] = field(default_factory=list)  # claimed by a live process: running elsewhere
     retried: list[Job] = field(default_factory=list)  # failed, moved aside, in todo again
     problems: list[str] = field(default_factory=list)  # records that were unusable, in words
+    unplanned: list[str] = field(default_factory=list)  # pairs left out of the plan, and why
 
 
 def _stamp() -> str:
