@@ -430,7 +430,7 @@ def test_collect_and_report_refuse_contradicting_records(real_trial, tmp_path):
     for name, d in forged.items():
         assert FORGERIES[name][1] in by_dir[d], (name, by_dir[d])
         assert by_dir[d].endswith("not ranked")
-    rep = write_report(runs, tmp_path / "board", n_resamples=50)
+    rep = write_report(runs, tmp_path / "board", variant="smoke", n_resamples=50)
     problems = rep.readme.read_text().split("## Problems", 1)[1]
     for d in forged.values():
         assert str(d) in problems
