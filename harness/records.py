@@ -177,7 +177,9 @@ def is_finished(path: Path) -> bool:
 #   (a reused pid is another process);
 # - another host: live iff the file's mtime is within STALE_REFRESHES refreshes of the
 #   filesystem's "now" (the mtime of a file written there at once), so clock skew between a
-#   login node and a compute node does not matter.
+#   login node and a compute node does not matter;
+# - a claim of this process's own SLURM job id by another process: stale (a requeued job's
+#   earlier run; SLURM runs one at a time), so a requeue resumes at once.
 #
 # A stale claim is broken under a short break lock (``claim.json.break``, O_EXCL too): the
 # breaker re-reads the claim, moves it aside only if it is still the stale one it judged
@@ -252,6 +254,14 @@ def _read_claim(path: Path) -> tuple[dict[str, Any] | None, float | None]:
 
 
 def _judge(content: dict[str, Any] | None, mtime: float, directory: Path) -> ClaimStateName:
+    job = os.environ.get("SLURM_JOB_ID")
+    if (
+        content is not None
+        and job
+        and content.get("slurm_job_id") == job
+        and (content.get("host"), content.get("pid")) != (socket.gethostname(), os.getpid())
+    ):
+        return "stale"  # an earlier run of this very SLURM job (requeued): SLURM ran it once
     if content is not None and content.get("host") == socket.gethostname():
         boot = content.get("boot_id")
         if boot and _boot_id() and boot != _boot_id():

@@ -170,6 +170,18 @@ def test_claim_states_on_this_host_and_another(tmp_path):
         sleeper.wait()
 
 
+def test_a_requeued_slurm_job_breaks_its_own_earlier_claim(tmp_path, monkeypatch):
+    d = tmp_path / "trial_0"
+    _write_claim(d, host="node-1", pid=77, slurm_job_id="4242")  # fresh: live for others
+    assert records.claim_state(d) == "live"
+    monkeypatch.setenv("SLURM_JOB_ID", "4243")
+    assert records.claim_state(d) == "live"  # another job's claim
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")  # the same job, requeued on another node
+    assert records.claim_state(d) == "stale"
+    with records.claim_trial(d):
+        assert json.loads((d / records.CLAIM_JSON).read_text())["slurm_job_id"] == "4242"
+
+
 def test_a_claim_taken_over_is_never_overwritten_or_removed(tmp_path):
     d = tmp_path / "trial_0"
     claim = records.claim_trial(d, refresh_s=3600)
