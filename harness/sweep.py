@@ -180,6 +180,16 @@ def move_failed_aside(run_dir: Path) -> Path:
     return dest
 
 
+def _status(d: Path) -> str | None:
+    try:
+        status = records.read_run(d).get("status")
+        return status if isinstance(status, str) else "unreadable"
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return "unreadable"
+
+
 def sort_jobs(jobs: list[Job], dry_run: bool = False, retry_failed: bool = False) -> Split:
     """Sort a plan's trials. A trial claimed by a live process (on any host) is left alone. A
     trial left unfinished by a dead process resumes from its checkpoint, or, without one, is
@@ -197,6 +207,9 @@ def sort_jobs(jobs: list[Job], dry_run: bool = False, retry_failed: bool = False
             run = None
         except (OSError, ValueError) as e:
             run = {"status": "unreadable", "reason": str(e)}
+        if run is not None and not isinstance(run.get("status"), str):
+            run["status"] = "unreadable"
+            run.setdefault("reason", f"{d / records.RUN_JSON}: no status")
         status = (run or {}).get("status")
         if status in records.FINISHED and not (status == "failed" and retry_failed):
             out.finished.append(job)
@@ -209,6 +222,10 @@ def sort_jobs(jobs: list[Job], dry_run: bool = False, retry_failed: bool = False
             continue
         try:
             with records.claim_trial(d):
+                now = _status(d)
+                if now != status:  # another sweep moved or finished it since we looked
+                    (out.finished if now in records.FINISHED else out.todo).append(job)
+                    continue
                 if status == "failed":
                     aside = move_failed_aside(d)
                     out.retried.append(job)
