@@ -226,11 +226,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.runner import RunConfig, run_trial
 
     adhoc = args.study is None and args.trial is None  # by hand: never a planned trial's slot
+    hparams = check_run_args(args)  # everything checked before a directory is made
     cfg = RunConfig(
         workload=args.workload,
         submission=args.submission,
         variant=args.variant,
-        hparams=parse_hparams(args.hparams),
+        hparams=hparams,
         seed=args.seed,
         runs=Path(args.runs),
         study=args.study if args.study is not None else 0,
@@ -254,6 +255,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_run_args(args: argparse.Namespace) -> dict[str, Any]:
+    """``ttr run``'s input, checked before anything is written: the workload, its variant, the
+    submission (found, loadable, declaring the workload), the hyperparameters (known names,
+    values in the search space), the budget, study and trial. Returns the hyperparameters."""
+    from harness.search_space import SearchSpace
+
+    discovery.get_spec(args.workload, args.variant)
+    sub = discovery.load_submission(args.submission)
+    if not sub.supports(args.workload):
+        raise ContractError(
+            f"submission {args.submission!r} supports {list(sub.workloads or ())}, "
+            f"not {args.workload!r}"
+        )
+    hparams = parse_hparams(args.hparams)
+    SearchSpace.load(sub.search_space_path).resolve(hparams)
+    if args.budget_s is not None and not (args.budget_s > 0 and args.budget_s < float("inf")):
+        raise ValueError(f"--budget-s must be a positive number of seconds, got {args.budget_s}")
+    for name in ("study", "trial"):
+        value = getattr(args, name)
+        if value is not None and value < 0:
+            raise ValueError(f"--{name} must be 0 or more, got {value}")
+    return hparams
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from harness.check import check_submission
 
@@ -262,9 +287,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace, self_tuning: bool = False):
-    """(all jobs, to run, done) of the requested plan; a dry run writes and moves nothing."""
-    from harness.sweep import plan_jobs, split_pending
+    """(all jobs, the split, plan problems) of the requested plan; a dry run writes and moves
+    nothing. Unknown names and bad counts fail before anything is written; a broken submission
+    leaves out only its own pairs (named in the plan problems)."""
+    from harness.sweep import plan_jobs, sort_jobs
 
+    problems: list[str] = []
     jobs = plan_jobs(
         Path(args.runs),
         args.workloads,
@@ -275,11 +303,13 @@ def _plan(args: argparse.Namespace, self_tuning: bool = False):
         args.seed,
         self_tuning,
         save=not args.dry_run,
+        problems=problems,
     )
-    todo, done = split_pending(jobs, dry_run=args.dry_run)
+    split = sort_jobs(jobs, dry_run=args.dry_run, retry_failed=getattr(args, "retry_failed", False))
     if args.keep_checkpoints:
-        todo = [dataclasses.replace(j, keep_checkpoint=True) for j in todo]
-    return jobs, todo, done
+        split.todo = [dataclasses.replace(j, keep_checkpoint=True) for j in split.todo]
+    split.unplanned = problems
+    return jobs, split
 
 
 # A dry run's allowance for the setup and evaluation time of a workload with no finished trial
@@ -358,16 +388,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from harness.sweep import job_budget_s, run_job
 
     runs = Path(args.runs)
-    jobs, todo, done = _plan(args)
+    jobs, split = _plan(args)
+    todo, done = split.todo, split.finished + split.live
     kind = records.device_kind(records.hardware_class())
     if args.dry_run:
         print_plan(jobs, todo, done, runs, kind)
+        _print_problems(split.unplanned + split.problems)
         return 0
     print(
         f"{len(jobs)} trials ({args.studies} studies x {args.trials} trials per submission): "
-        f"{len(done)} already done, {len(todo)} to run",
+        f"{len(split.finished)} already done, {len(split.live)} running elsewhere (left to "
+        f"them), {len(todo)} to run",
         flush=True,
     )
+    _print_problems(split.unplanned + split.problems)
     rows, failed = [], 0
     budgets_left = sum(job_budget_s(j, kind) for j in todo)
     disable = _bar_disable(args)
@@ -384,8 +418,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
             bar.set_postfix_str(f"at most {fmt_duration(budgets_left)} of budgets left")
             _say(f"\n[{i}/{len(todo)}] {job.label}  hparams {job.hparams}")
             job = dataclasses.replace(job, final_test_eval=False)  # keep the main job short
-            with run_progress(job.label, disable, position=1) as progress:
-                res = run_job(job, progress)
+            try:
+                with run_progress(job.label, disable, position=1) as progress:
+                    res = run_job(job, progress)
+            except FileExistsError as e:  # claimed or finished by another process meanwhile
+                _say(f"   -> skipped: {e}")
+                bar.update(1)
+                continue
             rows.append(res.summary)
             failed += res.status == "failed"
             _say(f"   -> {res.status}{': ' + res.reason if res.reason else ''}")
@@ -413,16 +452,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(f"\nrun records: {runs.resolve()}")
     print(f"leaderboard: {rep.readme.resolve()}")
     print(f"       html: {rep.html.resolve()}")
-    return 1 if failed else 0
+    return 1 if failed or split.unplanned else 0
+
+
+def _print_problems(problems: list[str]) -> None:
+    for p in problems:
+        print(f"problem: {p}", file=sys.stderr)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Expand the plan, skip finished trials, submit the rest, wait with a deadline."""
     from harness import records
-    from harness.executors import SlurmOptions, submit, wait
+    from harness.executors import SlurmOptions, not_started, submit, wait
     from harness.status import format_status, sweep_status
 
     runs = Path(args.runs)
+    if args.deadline_min <= 0:
+        raise ValueError(f"--deadline-min must be positive, got {args.deadline_min:g}")
+    if args.parallelism is not None and args.parallelism < 1:
+        raise ValueError(f"--parallelism must be at least 1, got {args.parallelism}")
     opts = SlurmOptions.load(
         slurm_partition=args.partition,
         gpus_per_node=args.gpus,
@@ -432,31 +480,40 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         slurm_array_parallelism=args.parallelism,
         slurm_max_num_timeout=args.max_timeouts,
     )
-    jobs, todo, done = _plan(args, args.self_tuning)
+    jobs, split = _plan(args, args.self_tuning)
+    todo = split.todo
     if args.no_test_eval:
         todo = [dataclasses.replace(j, final_test_eval=False) for j in todo]
     if args.dry_run:
         here = records.device_kind(records.hardware_class())
         kind = "gpu" if args.executor == "slurm" and (opts.gpus_per_node or 0) > 0 else here
-        print_plan(jobs, todo, done, runs, kind)
+        print_plan(jobs, todo, split.finished + split.live, runs, kind)
+        _print_problems(split.unplanned + split.problems)
         return 0
+    retried = f" ({len(split.retried)} failed ones again)" if split.retried else ""
     print(
-        f"{len(jobs)} trials: {len(done)} finished (skipped), {len(todo)} to run "
+        f"{len(jobs)} trials: {len(split.finished)} finished (skipped), {len(split.live)} "
+        f"running elsewhere (waited for), {len(todo)} to run{retried} "
         f"with the {args.executor} executor",
         flush=True,
     )
+    _print_problems(split.unplanned + split.problems)
     folder = Path(args.folder) if args.folder else runs / ".submitit"
-    handles = submit(todo, args.executor, folder, opts)
-    with sweep_progress(len(todo), _bar_disable(args)) as progress:
+    handles = submit(todo, args.executor, folder, opts, elsewhere=split.live)
+    with sweep_progress(len(handles), _bar_disable(args)) as progress:
         left = wait(handles, args.executor, folder, opts, args.deadline_min * 60, progress)
     print(format_status(sweep_status(runs)))
     if left:
+        queued = not_started(left)
         print(
-            f"deadline reached: {len(left)} jobs still queued or running "
-            f"(they go on; `ttr status --runs {runs}` follows them)"
+            f"deadline reached: {len(left) - len(queued)} trials still running (they go on; "
+            f"`ttr status --runs {runs}` follows them), {len(queued)} never started"
+            + (" (not started now; `ttr sweep` again starts them):" if queued else "")
         )
+        for h in queued:
+            print(f"  not started: {h.job.label}")
     print(f"run records: {runs.resolve()}")
-    return 1 if left else 0
+    return 1 if left or split.unplanned else 0
 
 
 @contextmanager
@@ -477,25 +534,38 @@ def sweep_progress(total: int, disable: bool | None) -> Iterator[Callable[[int, 
 def cmd_status(args: argparse.Namespace) -> int:
     from harness.status import format_status, sweep_status
 
-    table = sweep_status(Path(args.runs))
+    table = sweep_status(runs_dir(args.runs))
     if args.json:
         keys = ("hardware_class", "workload", "variant", "submission")
         rows = [
             {**dict(zip(keys, key, strict=True)), **dataclasses.asdict(c)}
             for key, c in sorted(table.items())
         ]
-        totals = {k: sum(r[k] for r in rows) for k in ("done", "running", "failed", "pending")}
+        totals = {
+            k: sum(r[k] for r in rows)
+            for k in ("done", "running", "resumable", "failed", "pending")
+        }
         emit_json({"runs": str(Path(args.runs).resolve()), "totals": totals, "rows": rows})
         return 0
     print(format_status(table))
     return 0
 
 
+def runs_dir(text: str) -> Path:
+    """The ``--runs`` folder of a command that reads records: it must be a directory."""
+    runs = Path(text)
+    if runs.is_file():
+        raise NotADirectoryError(f"--runs {text}: a file, not a records folder")
+    if not runs.is_dir():
+        raise FileNotFoundError(f"--runs {text}: no such folder (nothing has run there yet?)")
+    return runs
+
+
 def cmd_collect(args: argparse.Namespace) -> int:
     from harness.collect import MissingExtra, collect, export_tensorboard, write_csv
 
     out = Path(args.out)
-    runs = Path(args.runs)
+    runs = runs_dir(args.runs)
     res = collect(runs, out)
     for p in res.problems:
         print(f"skipped: {p}", file=sys.stderr)
@@ -518,8 +588,11 @@ def cmd_collect(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.report import write_report
 
+    runs = Path(args.runs)
+    if not (runs.is_file() and runs.suffix == ".parquet"):  # a board's results.parquet, or
+        runs = runs_dir(args.runs)  # a records folder
     res = write_report(
-        Path(args.runs),
+        runs,
         Path(args.out) if args.out else None,
         hardware_class=args.hardware_class,
         baseline=args.baseline,
@@ -686,6 +759,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-checkpoints", action="store_true", help="keep checkpoint.pt of finished trials"
     )
     sw.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="run failed trials again; each failed record is kept in "
+        "trial_<t>/failed_attempts/<n>/",
+    )
+    sw.add_argument(
         "--dry-run",
         action="store_true",
         help="print the plan and a bound of its device time; write nothing",
@@ -756,6 +835,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-checkpoints", action="store_true", help="keep checkpoint.pt of finished trials"
     )
     b.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="run failed trials again; each failed record is kept in "
+        "trial_<t>/failed_attempts/<n>/",
+    )
+    b.add_argument(
         "--dry-run",
         action="store_true",
         help="print the plan and a bound of its device time; write nothing",
@@ -804,7 +889,13 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
-    except (ContractError, FileExistsError, FileNotFoundError, ValueError) as e:
+    except (
+        ContractError,
+        FileExistsError,
+        FileNotFoundError,
+        NotADirectoryError,
+        ValueError,
+    ) as e:
         print(f"ttr {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -13,6 +13,10 @@ analysis. ``trials``: one row per trial that may be ranked, from the run.json su
   are kept, the trial is not ranked.
 - an ad-hoc run (``ttr run`` without ``--study``/``--trial``, under ``adhoc/``): part of no
   planned study, so in neither frame; listed in ``CollectResult.adhoc``.
+- a finished record that contradicts its workload's spec or its own evaluations (see
+  ``contradictions``): its evaluations are kept, unranked, and each contradiction is named.
+- a failed attempt kept by ``ttr sweep --retry-failed`` (``trial_<t>/failed_attempts/<n>/``):
+  history of a trial that ran again, in neither frame.
 
 ``write_csv`` writes both frames as CSV; ``export_tensorboard`` writes every run's steps.csv
 and evaluations as TensorBoard scalars (the ``tensorboard`` extra).
@@ -34,7 +38,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness.records import EVALS_JSONL, FINISHED, RUN_JSON, SCHEMA, atomic_write
+from harness import discovery
+from harness.api import ContractError, WorkloadSpec
+from harness.records import (
+    EVALS_JSONL,
+    FAILED_ATTEMPTS,
+    FINISHED,
+    RUN_JSON,
+    SCHEMA,
+    UNFINISHED,
+    _clean,
+    atomic_write,
+)
 
 IDENTITY = ["hardware_class", "workload", "variant", "submission", "study", "trial", "seed"]
 CURVE = ["eval", "step", "train_time_s", "wall_time_s", "eval_time_s", "split", "met_target"]
@@ -81,7 +96,7 @@ def find_run_dirs(runs: Path) -> list[Path]:
     """Trial directories in the records layout, plus any other directory holding a run.json."""
     dirs = {p for p in runs.glob("*/*/*/*/study_*/trial_*") if p.is_dir()}
     dirs |= {p.parent for p in runs.rglob(RUN_JSON)}
-    return sorted(dirs)
+    return sorted(d for d in dirs if FAILED_ATTEMPTS not in d.relative_to(runs).parts)
 
 
 def _load_run(d: Path) -> dict[str, Any] | str:
@@ -105,7 +120,7 @@ def _load_run(d: Path) -> dict[str, Any] | str:
         return f"run.json study and trial must be integers, got {run['study']!r}, {run['trial']!r}"
     if run.get("schema", SCHEMA) != SCHEMA:
         return f"run.json schema {run.get('schema')!r}, this harness reads {SCHEMA}"
-    if run["status"] not in ("running", *FINISHED):
+    if run["status"] not in (*UNFINISHED, *FINISHED):
         return f"unknown status {run['status']!r}"
     return run
 
@@ -215,11 +230,157 @@ def _collect_one(
     rows, why = _read_evals(d)
     if run["status"] == "running":
         why = "in progress (status running)"
+    elif run["status"] in UNFINISHED:
+        why = f"interrupted (status {run['status']}: {run.get('reason')}); resumable"
     elif why is None and isinstance(run.get("evals"), int) and len(rows) < run["evals"]:
         why = f"evals.jsonl has {len(rows)} rows, run.json counts {run['evals']}"
+    if why is None and (bad := contradictions(run, rows, d)):
+        why = "the record contradicts " + "; ".join(bad)
     if why:
         problems.append(Problem(d, f"{why}; not ranked"))
     return (None if why else _trial_row(run, d)), _eval_rows(run, d, rows, ranked=not why)
+
+
+# -- a record checked against its spec and its own evaluations -----------------------------
+
+_TIMES = ("train_time_s", "wall_time_s", "eval_time_s", "time_to_target_s")
+_TIMES += ("prev_eval_train_time_s", "s_per_step", "budget_s")
+_ROW_TIMES = ("train_time_s", "wall_time_s", "eval_time_s")
+
+
+def _spec(workload: Any, variant: Any) -> WorkloadSpec | None:
+    """The workload's own spec of that variant; None for a workload this harness lacks."""
+    try:
+        return discovery.get_spec(str(workload), str(variant))
+    except ContractError:
+        return None
+
+
+def _budget_multiplier(d: Path) -> float:
+    """The saved plan's budget multiplier (3 for self-tuning), 1 without a readable plan."""
+    try:
+        plan = json.loads((d.parents[1] / "plan.json").read_text())
+        return float(plan.get("budget_multiplier", 1.0))
+    except (OSError, ValueError, TypeError, AttributeError, IndexError):
+        return 1.0
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+def _met(run: dict[str, Any], spec: WorkloadSpec | None, row: dict[str, Any]) -> bool:
+    """Does this evaluation meet the target? Recomputed from the metric (the row's own
+    met_target is not trusted): by the workload's spec (its guards included), or for a workload
+    this harness lacks, by the record's metric, direction and target."""
+    if spec is not None:
+        return spec.meets_target({k: v for k, v in row.items() if isinstance(v, (int, float))})
+    x, target = _num(row.get(run.get("metric"))), _num(run.get("target"))
+    if not (np.isfinite(x) and np.isfinite(target)):
+        return False
+    return bool(x <= target if run.get("direction") == "min" else x >= target)
+
+
+def contradictions(run: dict[str, Any], rows: list[dict[str, Any]], d: Path) -> list[str]:
+    """What a finished record says that its workload's spec or its own evaluations deny, in
+    words (empty: nothing). The referee wrote the record; these catch one edited afterwards.
+
+    - metric, direction, target (and the record's copy of the spec) differ from the spec of
+      the variant (``discovery.get_spec``; a workload this harness lacks: from the record's
+      own spec), or the budget exceeds the spec's (times the plan's budget multiplier);
+    - a negative or non-numeric time; ``s_per_step`` that is not ``train_time_s / steps``;
+    - a training time over the budget by more than one step (the record's own s_per_step)
+      plus 1% of the budget (the step and the boundary that cross it);
+    - ``reached_target`` without an evaluation whose metric meets the target, or
+      ``time_to_target_s`` / ``prev_eval_train_time_s`` other than the training time of the
+      first evaluation that met it / of the one before; an evaluation that says it met the
+      target when its metric does not; another status with a time to target, or (missed
+      statuses) with an evaluation that met it."""
+    bad: list[str] = []
+    name = f"{run.get('workload')}/{run.get('variant')}"
+    spec = _spec(run.get("workload"), run.get("variant"))
+    saved = run.get("spec") if isinstance(run.get("spec"), dict) else {}
+    expected = spec.to_dict() if spec is not None else saved
+    for key in ("metric", "direction", "target"):
+        if key in expected and not _same(run.get(key), expected[key]):
+            bad.append(f"{key} {run.get(key)!r}: the spec of {name} says {expected[key]!r}")
+    if spec is not None:
+        for key in ("metric", "direction", "target", "budget_s", "guards", "eval_every_s"):
+            ref = _clean(expected.get(key))
+            if key in saved and not _same(saved[key], ref):
+                bad.append(f"spec.{key} {saved[key]!r}: the spec of {name} says {ref!r}")
+    for key in _TIMES:
+        x = run.get(key)
+        if x is None:
+            continue
+        if not isinstance(x, (int, float)) or isinstance(x, bool):
+            bad.append(f"{key} {x!r} is not a number")
+        elif x < 0:
+            bad.append(f"negative {key} ({x})")
+    for i, row in enumerate(rows):
+        for key in _ROW_TIMES:
+            x = row.get(key)
+            if isinstance(x, (int, float)) and not isinstance(x, bool) and x < 0:
+                bad.append(f"evaluation {i}: negative {key} ({x})")
+    budget, train = _num(run.get("budget_s")), _num(run.get("train_time_s"))
+    if spec is not None and np.isfinite(budget):
+        kind = "gpu" if str(run.get("device", "")).startswith("cuda") else "cpu"
+        try:
+            allowed = spec.budget_for(kind) * _budget_multiplier(d)
+        except ContractError:
+            allowed = math.inf
+        if budget > allowed * (1 + 1e-9):
+            bad.append(f"budget_s {budget:g} exceeds the {kind} budget of {name} ({allowed:g})")
+    steps, per = _num(run.get("steps")), _num(run.get("s_per_step"))
+    if np.isfinite(per) and np.isfinite(train) and np.isfinite(steps) and steps > 0:
+        if not math.isclose(per, train / steps, rel_tol=1e-6, abs_tol=1e-12):
+            bad.append(f"s_per_step {per:g} is not train_time_s / steps ({train / steps:g})")
+    if np.isfinite(budget):
+        tol = (per if np.isfinite(per) and per > 0 else 0.0) + 0.01 * budget
+        over = [("train_time_s", train), ("time_to_target_s", _num(run.get("time_to_target_s")))]
+        for i, r in enumerate(rows):
+            over.append((f"evaluation {i}'s train_time_s", _num(r.get("train_time_s"))))
+        for what, t in over:
+            if np.isfinite(t) and t > budget + tol:
+                bad.append(f"{what} {t:g} s is over the budget {budget:g} s (tolerance {tol:g} s)")
+    validation = [
+        (i, r) for i, r in enumerate(rows) if r.get("split", "validation") == "validation"
+    ]
+    met = [(i, r) for i, r in validation if _met(run, spec, r)]
+    for i, r in validation:
+        if r.get("met_target") is True and (i, r) not in met:
+            bad.append(f"evaluation {i} says met_target, but its {run.get('metric')} does not")
+    ttt = _num(run.get("time_to_target_s"))
+    status = run.get("status")
+    if status == "reached_target":
+        if not met:
+            bad.append(f"reached_target, but no evaluation's {run.get('metric')} meets the target")
+        else:
+            i, first = met[0]
+            t = _num(first.get("train_time_s"))
+            if not (np.isfinite(ttt) and math.isclose(ttt, t, rel_tol=1e-9, abs_tol=1e-9)):
+                bad.append(
+                    f"time_to_target_s {run.get('time_to_target_s')!r} is not the training time "
+                    f"of the first evaluation that met the target (evaluation {i}: {t:g} s)"
+                )
+            before = [r for j, r in validation if j < i]
+            prev_t = _num(before[-1].get("train_time_s")) if before else 0.0
+            prev = _num(run.get("prev_eval_train_time_s"))
+            if np.isfinite(prev) and not math.isclose(prev, prev_t, rel_tol=1e-9, abs_tol=1e-9):
+                bad.append(
+                    f"prev_eval_train_time_s {prev:g} is not the training time of the evaluation "
+                    f"before the first that met the target ({prev_t:g} s)"
+                )
+    elif status in FINISHED:
+        if np.isfinite(ttt):
+            bad.append(f"status {status}, but time_to_target_s is {ttt:g}")
+        if status in ("budget_exhausted", "complete") and met:
+            bad.append(f"status {status}, but evaluation {met[0][0]} met the target")
+    return bad
 
 
 def _ordered(rows: list[dict], first: list[str], last: list[str]) -> pd.DataFrame:

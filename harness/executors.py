@@ -95,7 +95,11 @@ class TrialJob(Checkpointable):
         try:
             res = run_job(self.job)
             return {"status": res.status, "reason": res.reason, "run_dir": str(res.run_dir)}
-        except Exception as e:  # e.g. a finished record: report it, never open a debugger
+        except records.ClaimHeld as e:  # another live process runs it: its record, not ours
+            return {"status": "claimed", "reason": str(e)}
+        except FileExistsError as e:  # finished meanwhile by another process: not ours either
+            return {"status": "finished_elsewhere", "reason": str(e)}
+        except Exception as e:  # report it, never open a debugger
             return {"status": "error", "reason": f"{type(e).__name__}: {e}"}
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> DelayedSubmission:
@@ -107,8 +111,13 @@ class TrialJob(Checkpointable):
 @dataclass
 class Handle:
     job: Job
-    sub: Any  # submitit.Job, or None while waiting for a local slot
+    sub: Any  # submitit.Job, or None while waiting for a local slot (or run elsewhere)
     result: dict[str, Any] | None = None
+    elsewhere: bool = False  # claimed by a live process this sweep did not start
+
+    @property
+    def running(self) -> bool:
+        return self.result is None and (self.elsewhere or self.sub is not None)
 
 
 def make_executor(kind: str, folder: Path, opts: SlurmOptions) -> submitit.Executor:
@@ -125,24 +134,37 @@ def make_executor(kind: str, folder: Path, opts: SlurmOptions) -> submitit.Execu
 
 
 def mark_failed(run_dir: Path, reason: str) -> bool:
-    """Give an unfinished (or missing) record ``status: failed``; never touch a finished one."""
-    if records.is_finished(run_dir):
+    """Give an unfinished (or missing) record ``status: failed``; never touch a finished one,
+    one that a live process holds (its own record), or one that is not a record (kept as it
+    is: the evidence)."""
+    if records.is_finished(run_dir) or records.claim_state(run_dir) == "live":
         return False
     try:
         run = records.read_run(run_dir)
-    except (OSError, ValueError):
+    except FileNotFoundError:
         run = {"schema": records.SCHEMA}
+    except (OSError, ValueError):
+        return False
     run.update(status="failed", reason=reason, ended_at=records.utcnow())
     records.write_json(Path(run_dir) / records.RUN_JSON, run)
     return True
 
 
-def submit(jobs: list[Job], kind: str, folder: Path, opts: SlurmOptions) -> list[Handle]:
-    """Submit every job; SLURM gets one array per distinct resource request."""
+def submit(
+    jobs: list[Job],
+    kind: str,
+    folder: Path,
+    opts: SlurmOptions,
+    elsewhere: list[Job] | None = None,
+) -> list[Handle]:
+    """Submit every job; SLURM gets one array per distinct resource request. ``elsewhere``:
+    this sweep's trials that live processes it did not start are running (a sweep killed
+    earlier left them); they are waited for, count against the local executor's slots, and
+    are started here if they end unfinished."""
+    handles = [Handle(j, None, elsewhere=True) for j in elsewhere or ()]
     if kind == "local" or not jobs:  # the local executor has no queue: wait() throttles it
-        return [Handle(j, None) for j in jobs]
+        return handles + [Handle(j, None) for j in jobs]
     ex = make_executor(kind, folder, opts)
-    handles = []
     with ex.batch():
         for j in jobs:
             handles.append(Handle(j, ex.submit(TrialJob(j))))
@@ -158,27 +180,57 @@ def wait(
     progress: Callable[[int, int, int], None] | None = None,
 ) -> list[Handle]:
     """Wait for every job, at most ``deadline_s`` (submitit has no deadline of its own); local
-    jobs start as slots free up. Returns the handles still unfinished at the deadline."""
+    jobs start as slots free up, a slot taken by a trial running elsewhere counting as taken.
+    Returns the handles still unfinished at the deadline; local ones never started have
+    ``sub`` None (``not_started``): they are not started after the deadline."""
     hw = records.hardware_class()
     t_end = time.monotonic() + deadline_s
-    local = make_executor("local", folder, opts) if kind == "local" else None
+    ex = make_executor(kind, folder, opts) if kind == "local" else None
     slots = max(1, int(opts.slurm_array_parallelism))
     while True:
-        running = [h for h in handles if h.sub is not None and h.result is None]
-        for h in running:
-            if h.sub.done():
+        for h in [h for h in handles if h.result is None and h.elsewhere]:
+            _poll_elsewhere(h, hw)
+            if h.result is None and not h.elsewhere and kind != "local":  # ended unfinished
+                ex = ex or make_executor(kind, folder, opts)
+                h.sub = ex.submit(TrialJob(h.job))
+        for h in handles:
+            if h.sub is not None and h.result is None and h.sub.done():
                 h.result = _collect(h, hw)
-        if local is not None:
-            queued = [h for h in handles if h.sub is None]
-            free = slots - sum(1 for h in handles if h.sub is not None and h.result is None)
+                if h.result.get("status") == "claimed":  # a live process beat it to the trial
+                    h.result, h.sub, h.elsewhere = None, None, True
+        if kind == "local":
+            assert ex is not None
+            queued = [h for h in handles if h.result is None and not h.running]
+            free = slots - sum(h.running for h in handles)
             for h in queued[: max(0, free)]:
-                h.sub = local.submit(TrialJob(h.job))
+                h.sub = ex.submit(TrialJob(h.job))
         left = [h for h in handles if h.result is None]
         if progress:
-            progress(len(handles) - len(left), len(handles), sum(h.sub is not None for h in left))
+            progress(len(handles) - len(left), len(handles), sum(h.running for h in left))
         if not left or time.monotonic() > t_end:
             return left
         time.sleep(POLL_S)
+
+
+def not_started(left: list[Handle]) -> list[Handle]:
+    """Of the handles ``wait`` returned, those it never started (local ones still queued)."""
+    return [h for h in left if h.sub is None and not h.elsewhere]
+
+
+def _poll_elsewhere(h: Handle, hw: str) -> None:
+    """A trial another process runs: finished, still running, or ended unfinished (then it is
+    this sweep's to run: ``elsewhere`` turns False)."""
+    d = h.job.run_dir(hw)
+    if records.claim_state(d) == "live":
+        return
+    try:
+        run = records.read_run(d)
+    except (OSError, ValueError):
+        run = {}
+    if run.get("status") in records.FINISHED:
+        h.result = {"status": run["status"], "reason": run.get("reason"), "run_dir": str(d)}
+    else:
+        h.elsewhere = False  # its process is gone: run it here (it resumes)
 
 
 def _collect(h: Handle, hw: str) -> dict[str, Any]:

@@ -128,18 +128,25 @@ def run_trial(cfg: RunConfig, progress: ProgressFn | None = None) -> RunResult:
     ).parent
     if cfg.adhoc:
         study_dir = study_dir.with_name(ADHOC)
-    trial = cfg.trial if cfg.trial is not None else next_free_trial(study_dir)
-    run_dir = study_dir / f"trial_{trial}"
-    previous = None
-    if (run_dir / records.RUN_JSON).exists():
-        if records.is_finished(run_dir):
-            raise FileExistsError(
-                f"{run_dir} already holds a finished run; finished results are never overwritten"
-            )
-        if records.writer_alive(run_dir):
-            raise FileExistsError(f"{run_dir} is being run by a live process on this host")
-        previous = records.read_run(run_dir)
-    return _Trial(cfg, run_dir, hw, trial, previous, progress).run()
+    while True:  # the claim first (records.claim_trial): one process per trial, on any host
+        trial = cfg.trial if cfg.trial is not None else next_free_trial(study_dir)
+        run_dir = study_dir / f"trial_{trial}"
+        try:
+            claim = records.claim_trial(run_dir)  # raises ClaimHeld while another runs it
+            break
+        except records.ClaimHeld:
+            if cfg.trial is not None:  # the given index is taken; a free one taken: the next
+                raise
+    with claim:
+        previous = None
+        if (run_dir / records.RUN_JSON).exists():
+            if records.is_finished(run_dir):
+                raise FileExistsError(
+                    f"{run_dir} already holds a finished run; finished results are never "
+                    "overwritten"
+                )
+            previous = records.read_run(run_dir)
+        return _Trial(cfg, run_dir, hw, trial, previous, progress).run()
 
 
 class StepLog:

@@ -66,6 +66,10 @@ class Param:
             return None if value in self.points else f"{value!r} is not one of {list(self.points)}"
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             return f"{value!r} is not a number"
+        if not math.isfinite(value):
+            return f"{value!r} is not a finite number"
+        if self.is_int and value != int(value):
+            return f"{value!r} is not an integer (the parameter's type is int)"
         if not (self.low <= value <= self.high):
             return f"{value!r} is outside [{self.low}, {self.high}]"
         return None
@@ -101,7 +105,20 @@ def _range(where: str, name: str, spec: Mapping[str, Any]) -> Param:
     kind = spec.get("type", "float")
     if kind not in ("float", "int"):
         raise SearchSpaceError(f"{where}: {name}: type must be 'float' or 'int', got {kind!r}")
-    p = Param(name, low, high, scaling, is_int=kind == "int", default=spec.get("default"))
+    default = spec.get("default")
+    if kind == "int":
+        for key, value in (("min", low), ("max", high), ("default", default)):
+            if value is not None and (
+                not isinstance(value, (int, float))
+                or isinstance(value, bool)
+                or not math.isfinite(value)
+                or value != int(value)
+            ):
+                raise SearchSpaceError(
+                    f"{where}: {name}: type is int, but {key} is {spec[key]!r}; give an integer"
+                )
+        default = None if default is None else int(default)
+    p = Param(name, low, high, scaling, is_int=kind == "int", default=default)
     if p.default is not None and (why := p.check(p.default)):
         raise SearchSpaceError(f"{where}: {name}: default {why}")
     return p

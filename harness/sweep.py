@@ -1,8 +1,10 @@
 """Sweeps: workloads x submissions x studies x trials, expanded from saved trial plans.
 
-A sweep is re-runnable: a trial whose record is finished is skipped, never rerun or rewritten.
-A trial left ``running`` by a process that died is moved aside (kept as evidence, renamed
-``trial_<t>.interrupted-<time>``) and run again.
+A sweep is re-runnable: a trial whose record is finished is skipped, never rerun or rewritten
+(``--retry-failed``: a failed one is moved into ``trial_<t>/failed_attempts/<n>/`` and run
+again). A trial claimed by a live process, on this host or another, is left to it. A trial left
+unfinished by a process that died resumes from its checkpoint; without one it is moved aside
+(kept as evidence, ``trial_<t>.interrupted-<time>``) and run again.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from harness import checkpoint, discovery, records
+from harness.api import ContractError
 from harness.runner import ProgressFn, RunConfig, RunResult, run_trial
-from harness.search_space import SearchSpace
+from harness.search_space import SearchSpace, SearchSpaceError
 from harness.tuning import Plan, load_or_make_plan, make_plan
 
 log = logging.getLogger("ttr.sweep")
@@ -65,6 +68,17 @@ class Job:
         return f"{where} study {self.study} trial {self.trial}"
 
 
+def check_names(
+    workloads: Iterable[str] | None, submissions: Iterable[str] | None, variant: str
+) -> None:
+    """Unknown workload, variant or submission names: ``ContractError`` before anything is
+    written. A submission that exists but is broken is not an error here (see ``plan_jobs``)."""
+    for w in workloads or discovery.workload_names():
+        discovery.get_spec(w, variant)
+    for s in submissions or ():
+        discovery.find_submission(s)
+
+
 def plan_jobs(
     runs: Path,
     workloads: Iterable[str] | None = None,
@@ -75,20 +89,34 @@ def plan_jobs(
     seed: int = 0,
     self_tuning: bool = False,
     save: bool = True,
+    problems: list[str] | None = None,
 ) -> list[Job]:
     """Every trial of the sweep; each (workload, submission) plan is saved before any runs.
 
     ``save=False`` (a dry run) writes nothing: a saved plan is still read and checked against
-    the request, a missing one is drawn in memory only (the same points a real run saves)."""
+    the request, a missing one is drawn in memory only (the same points a real run saves).
+    With ``problems`` given, a broken submission (its folder, README or search space) leaves
+    out only its own pairs, with the reason appended there; without it, it raises."""
+    if studies < 1 or trials < 1:
+        raise ValueError(f"studies and trials must be at least 1, got {studies} and {trials}")
+    workloads = list(workloads or discovery.workload_names())
+    check_names(workloads, submissions, variant)
     hw = records.hardware_class()
     jobs = []
-    for w in workloads or discovery.workload_names():
+    for w in workloads:
         spec = discovery.get_spec(w, variant)
         for s in submissions or discovery.submission_names():
-            sub = discovery.load_submission(s)
-            if not sub.supports(w):
+            try:
+                sub = discovery.load_submission(s)
+                if not sub.supports(w):
+                    continue
+                space = SearchSpace.load(sub.search_space_path)
+            except (ContractError, SearchSpaceError) as e:
+                if problems is None:
+                    raise
+                problems.append(f"{w} x {Path(s).name}: not planned: {e}")
+                log.warning("%s x %s: not planned: %s", w, Path(s).name, e)
                 continue
-            space = SearchSpace.load(sub.search_space_path)
             plan_path = (
                 records.trial_dir(runs, hw, w, variant, sub.name, 0, 0).parents[1] / "plan.json"
             )
@@ -116,24 +144,112 @@ def plan_jobs(
     return jobs
 
 
-def split_pending(jobs: list[Job], dry_run: bool = False) -> tuple[list[Job], list[Job]]:
-    """(to run, finished or running elsewhere). A trial left unfinished by a dead process
-    resumes from its checkpoint, or, without one, is moved aside and rerun; one whose process
-    is still alive on this host is left alone. ``dry_run``: split only, move nothing."""
+@dataclass
+class Split:
+    """A plan's trials sorted by what their records and claims say."""
+
+    todo: list[Job] = field(default_factory=list)  # to run (fresh, resumed or retried)
+    finished: list[Job] = field(default_factory=list)  # a finished record: skipped
+    live: list[Job] = field(default_factory=list)  # claimed by a live process: running elsewhere
+    retried: list[Job] = field(default_factory=list)  # failed, moved aside, in todo again
+    problems: list[str] = field(default_factory=list)  # records that were unusable, in words
+    unplanned: list[str] = field(default_factory=list)  # pairs left out of the plan, and why
+
+
+def _stamp() -> str:
+    return _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+
+
+def _move_contents(src: Path, dest: Path) -> None:
+    """Move a trial directory's files into ``dest`` (made), leaving its claim and earlier
+    failed attempts where they are."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for p in src.iterdir():
+        if p.name in (records.CLAIM_JSON, records.FAILED_ATTEMPTS) or p == dest:
+            continue
+        p.rename(dest / p.name)
+
+
+def move_failed_aside(run_dir: Path) -> Path:
+    """A failed record into ``trial_<t>/failed_attempts/<n>/`` (kept, never deleted), so the
+    trial can run again in its own slot. The caller holds the trial's claim."""
+    attempts = run_dir / records.FAILED_ATTEMPTS
+    taken = [int(p.name) for p in attempts.glob("*") if p.name.isdigit()]
+    dest = attempts / str(max(taken, default=-1) + 1)
+    _move_contents(run_dir, dest)
+    return dest
+
+
+def _status(d: Path) -> str | None:
+    try:
+        status = records.read_run(d).get("status")
+        return status if isinstance(status, str) else "unreadable"
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return "unreadable"
+
+
+def sort_jobs(jobs: list[Job], dry_run: bool = False, retry_failed: bool = False) -> Split:
+    """Sort a plan's trials. A trial claimed by a live process (on any host) is left alone. A
+    trial left unfinished by a dead process resumes from its checkpoint, or, without one, is
+    moved aside and rerun; a run.json that is not a record is moved aside (kept, named in
+    ``problems``) and the trial rerun; with ``retry_failed`` a failed trial is moved into
+    ``failed_attempts/<n>/`` and rerun. Every move happens under the trial's claim.
+    ``dry_run``: sort only, move nothing."""
     hw = records.hardware_class()
-    todo, done = [], []
+    out = Split()
     for job in jobs:
         d = job.run_dir(hw)
-        if records.is_finished(d) or records.writer_alive(d):
-            done.append(job)
+        try:
+            run: dict[str, Any] | None = records.read_run(d)
+        except FileNotFoundError:
+            run = None
+        except (OSError, ValueError) as e:
+            run = {"status": "unreadable", "reason": str(e)}
+        if run is not None and not isinstance(run.get("status"), str):
+            run["status"] = "unreadable"
+            run.setdefault("reason", f"{d / records.RUN_JSON}: no status")
+        status = (run or {}).get("status")
+        if status in records.FINISHED and not (status == "failed" and retry_failed):
+            out.finished.append(job)
             continue
-        if not dry_run and d.exists() and not checkpoint.path_for(d).is_file():
-            stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
-            aside = d.with_name(f"{d.name}.interrupted-{stamp}")
-            d.rename(aside)
-            log.warning("%s: unfinished record moved aside to %s", job.label, aside)
-        todo.append(job)
-    return todo, done
+        if records.claim_state(d) == "live":
+            out.live.append(job)
+            continue
+        if run is None or dry_run:
+            out.todo.append(job)
+            continue
+        try:
+            with records.claim_trial(d):
+                now = _status(d)
+                if now != status:  # another sweep moved or finished it since we looked
+                    (out.finished if now in records.FINISHED else out.todo).append(job)
+                    continue
+                if status == "failed":
+                    aside = move_failed_aside(d)
+                    out.retried.append(job)
+                    log.warning("%s: failed record moved to %s; running it again", job.label, aside)
+                elif status == "unreadable":
+                    aside = d.with_name(f"{d.name}.corrupt-{_stamp()}")
+                    _move_contents(d, aside)
+                    out.problems.append(f"{run['reason']}: moved aside to {aside}; rerun")
+                    log.warning("%s: %s; moved aside to %s", job.label, run["reason"], aside)
+                elif not checkpoint.path_for(d).is_file():
+                    aside = d.with_name(f"{d.name}.interrupted-{_stamp()}")
+                    _move_contents(d, aside)
+                    log.warning("%s: unfinished record moved aside to %s", job.label, aside)
+        except records.ClaimHeld:  # claimed by another process since we looked
+            out.live.append(job)
+            continue
+        out.todo.append(job)
+    return out
+
+
+def split_pending(jobs: list[Job], dry_run: bool = False) -> tuple[list[Job], list[Job]]:
+    """(to run, finished or running elsewhere): ``sort_jobs`` in two lists."""
+    split = sort_jobs(jobs, dry_run)
+    return split.todo, split.finished + split.live
 
 
 def run_job(job: Job, progress: ProgressFn | None = None) -> RunResult:

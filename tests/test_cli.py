@@ -64,7 +64,13 @@ def test_status_json(tmp_path, capsys):
     plan_jobs(runs, ["ldpc"], ["nms_baseline"], "smoke", studies=2, trials=1)
     assert cli.main(["status", "--runs", str(runs), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["totals"] == {"done": 0, "running": 0, "failed": 0, "pending": 2}
+    assert out["totals"] == {
+        "done": 0,
+        "running": 0,
+        "resumable": 0,
+        "failed": 0,
+        "pending": 2,
+    }
     (row,) = out["rows"]
     assert (row["workload"], row["submission"], row["pending"]) == ("ldpc", "nms_baseline", 2)
 

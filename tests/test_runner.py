@@ -108,8 +108,12 @@ def test_failures_are_recorded_with_a_reason(tmp_path, make_submission, capsys, 
         ["run", "ldpc", str(sub), "--variant", "smoke", "--runs", str(tmp_path / "runs")]
     )
     out, err = capsys.readouterr()
-    assert code == 1
     assert "Traceback" not in out + err, "a failure must not dump a traceback on the terminal"
+    if reason in ("missing required function(s) update", "failed to import"):
+        # a submission that cannot load is bad input: refused before anything is written
+        assert code == 2 and reason in err and not (tmp_path / "runs").exists()
+        return
+    assert code == 1
     run_dir = next((tmp_path / "runs").rglob(records.RUN_JSON)).parent
     run = json.loads((run_dir / records.RUN_JSON).read_text())
     assert run["status"] == "failed" and reason in run["reason"]
@@ -158,21 +162,22 @@ def test_finished_runs_are_never_overwritten(tmp_path, make_submission, capsys):
 
 
 def test_unknown_names_give_clear_errors(tmp_path, capsys):
-    assert cli.main(["run", "nope", "nms_baseline", "--runs", str(tmp_path)]) == 1
+    assert cli.main(["run", "nope", "nms_baseline", "--runs", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "unknown workload 'nope'; available: " in err
     assert all(w in err for w in ("ldpc", "snn", "certification"))
-    assert cli.main(["run", "ldpc", "nope", "--runs", str(tmp_path)]) == 1
+    assert cli.main(["run", "ldpc", "nope", "--runs", str(tmp_path)]) == 2
     assert "unknown submission 'nope'" in capsys.readouterr().err
     assert (
-        cli.main(["run", "ldpc", "nms_baseline", "--variant", "huge", "--runs", str(tmp_path)]) == 1
+        cli.main(["run", "ldpc", "nms_baseline", "--variant", "huge", "--runs", str(tmp_path)]) == 2
     )
     assert "has no variant 'huge'" in capsys.readouterr().err
     assert (
         cli.main(["run", "ldpc", "nms_baseline", "--hparams", "lrr=1", "--runs", str(tmp_path)])
-        == 1
+        == 2
     )
     assert "unknown hyperparameters ['lrr']" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # refused before anything was written
 
 
 def test_same_seed_same_record(tmp_path):

@@ -31,6 +31,9 @@ GOOD = {
         ({"lr": {"min": 0.1, "max": 1.0, "default": 5.0}}, "default 5.0 is outside [0.1, 1.0]"),
         ({"loss": {"feasible_points": ["a"], "default": "b"}}, "default 'b' is not one of ['a']"),
         ({"lr": 0.1}, "expected {min, max, scaling} or a list"),
+        ({"n": {"min": 1.5, "max": 4, "type": "int"}}, "type is int, but min is 1.5"),
+        ({"n": {"min": 1, "max": 4.2, "type": "int"}}, "type is int, but max is 4.2"),
+        ({"n": {"min": 1, "max": 4, "type": "int", "default": 2.5}}, "but default is 2.5"),
         ([1, 2], "the top level must be an object"),
     ],
 )
@@ -67,6 +70,11 @@ def test_resolve_rejects_unknown_names_and_values_outside_the_space():
         s.resolve({"lr": 0.5})
     with pytest.raises(SearchSpaceError, match="is not one of"):
         s.resolve({"loss": "bec"})
+    with pytest.raises(SearchSpaceError, match="12.5 is not an integer"):
+        s.resolve({"steps": 12.5})
+    with pytest.raises(SearchSpaceError, match="is not a finite number"):
+        s.resolve({"lr": float("nan")})
+    assert s.resolve({"steps": 12})["steps"] == 12
 
 
 def test_every_shipped_search_space_is_valid(root):

@@ -74,7 +74,9 @@ def test_rerunning_a_sweep_skips_finished_trials(tmp_path, capsys):
     assert len(first) == 2
     assert not any("test_metrics" in json.loads(b) for b in first.values())  # --no-test-eval
     assert cli.main(args) == 0
-    assert "2 finished (skipped), 0 to run" in capsys.readouterr().out
+    assert "2 finished (skipped), 0 running elsewhere (waited for), 0 to run" in (
+        capsys.readouterr().out
+    )
     assert {p: p.read_bytes() for p in runs.rglob("run.json")} == first
     # a different plan for the same runs is refused, not mixed in
     assert cli.main([*args[:-4], "--trials", "3", "--runs", str(runs)]) == 2
