@@ -223,7 +223,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harness import records
-    from harness.runner import RunConfig, run_trial
+    from harness.runner import RunConfig, TrialInterrupted, run_trial
 
     adhoc = args.study is None and args.trial is None  # by hand: never a planned trial's slot
     cfg = RunConfig(
@@ -241,8 +241,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         adhoc=adhoc,
     )
     label = f"{args.workload}/{args.variant} {Path(args.submission).name}"
-    with run_progress(label, _bar_disable(args)) as progress:
-        res = run_trial(cfg, progress)
+    try:
+        with run_progress(label, _bar_disable(args)) as progress:
+            res = run_trial(cfg, progress)
+    except (KeyboardInterrupt, TrialInterrupted) as e:  # recorded interrupted: a re-run resumes
+        print(f"interrupted: {e or 'SIGINT'}; run it again to resume", file=sys.stderr)
+        return 128 + getattr(e, "signum", 2)
     out = sys.stderr if args.json else sys.stdout
     print_summary([res.summary], file=out)
     print(f"\nrun directory: {res.run_dir}", file=out)
