@@ -112,7 +112,9 @@ class Athlete:
         self.rng = make_generator(seed, "update", device)
         self.data_rng = make_generator(seed, "data", device)
         _warm_up()
-        self.module = discovery.import_submission_module(Path(setup["submission_dir"]))
+        self.module = discovery.import_submission_module(
+            Path(setup["submission_dir"]), Path(setup["submission_origin"])
+        )
         self.kernels = self._kernels(Path(setup["submission_dir"]))
         self.state: Any = None
         self.resumed = resume is not None

@@ -654,7 +654,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = _sub(sub, "check", "contract, search space, kernel parity; exit 1 with reasons", cmd_check)
     c.add_argument("submission", help="a submission name or folder")
-    c.add_argument("--no-step", action="store_true", help="skip the one-step smoke call")
+    c.add_argument(
+        "--no-step",
+        action="store_true",
+        help="skip the smoke steps (two, through the referee and an athlete)",
+    )
 
     sw = _sub(sub, "sweep", "workloads x submissions x studies x trials via submitit", cmd_sweep)
     sw.add_argument("--executor", required=True, choices=["local", "debug", "slurm"])

@@ -311,10 +311,11 @@ def submission_meta(name_or_path: str) -> SubmissionMeta:
     return SubmissionMeta(folder.name, folder, declared_workloads(folder))
 
 
-def import_submission_module(folder: Path) -> types.ModuleType:
-    """Import ``folder/submission.py`` as a package module and check its functions."""
-    folder = Path(folder)
-    pkg = _package_for(folder)
+def import_submission_module(folder: Path, shown: Path | None = None) -> types.ModuleType:
+    """Import ``folder/submission.py`` as a package module and check its functions; messages
+    name ``shown`` (the original folder of a copy), else ``folder``."""
+    pkg = _package_for(Path(folder))
+    folder = Path(shown or folder)
     try:
         module = importlib.import_module(f"{pkg}.submission")
     except Exception as e:  # a broken submission is the author's to fix: say so plainly

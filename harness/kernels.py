@@ -113,16 +113,22 @@ def _source_key(sub: Submission, kernel: Kernel, device: torch.device) -> str:
     return h.hexdigest()[:24]
 
 
-def parity_cache_key(sub_dir: Path, name: str, replaces: str, device: torch.device) -> str:
-    """What a parity verdict depends on: every file of the submission's ``kernels/`` folder
-    (by content), the reference op's source, versions and device kind."""
-    h = hashlib.sha256()
+def parity_cache_key(sub_dir: Path, workload: str, device: torch.device) -> str | None:
+    """What the parity verdicts of a submission's kernels for ``workload`` depend on: every
+    file of its ``kernels/`` folder (by content), the workload's reference ops' sources,
+    versions and device kind. None when the submission has no kernels folder. The referee
+    computes it before the athlete starts, from files, never from the submission's code."""
     kdir = Path(sub_dir) / "kernels"
+    if not (kdir / "__init__.py").is_file():
+        return None
+    h = hashlib.sha256()
     for path in sorted(p for p in kdir.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
         h.update(str(path.relative_to(kdir)).encode() + b"\0" + path.read_bytes() + b"\0")
-    h.update(Path(inspect.getsourcefile(reference_op(replaces).fn)).read_bytes())
+    ops = getattr(load_workload_module(workload), "REFERENCE_OPS", {})
+    for name in sorted(ops):
+        h.update(name.encode() + Path(inspect.getsourcefile(ops[name].fn)).read_bytes())
     versions = records.package_versions()
-    h.update(f"{name}|{replaces}|{device.type}|{versions['torch']}|{versions['triton']}".encode())
+    h.update(f"{workload}|{device.type}|{versions['torch']}|{versions['triton']}".encode())
     return h.hexdigest()[:24]
 
 

@@ -647,6 +647,7 @@ class _Referee:
         self.steps_log.start(self.step if self.step else None)
         # WIRE: TrialMonitor (machine.TrialMonitor(self.hw, exclude_pids=...).start() here;
         # .finish() in _finish -> self.rec.contention / self.rec.contended)
+        marker, cached = self._parity_cached()
         self.athlete = _Athlete(
             {
                 "workload": cfg.workload,
@@ -657,7 +658,7 @@ class _Referee:
                 "steps_every": cfg.steps_every,
                 "budget_s": self.budget_s,
             }
-            | {"submission_dir": "submission"},
+            | {"submission_dir": "submission", "submission_origin": str(self.sub.path)},
             resume,
             self.sub.path,
         )
@@ -666,7 +667,7 @@ class _Referee:
             self.rec.athlete["privileges_kept"] = self.athlete.not_dropped
         limit = max(self.watchdog_s, SETUP_LIMIT_S)  # imports, a cold disk, a loaded machine
         ready = self._expect(time.perf_counter() + limit, "get ready", limit)
-        self._parity(ready.get("kernels") or [])
+        self._parity(ready.get("kernels") or [], marker, cached)
         log.info(
             "setup done: %s/%s %s on %s, budget %.0f s, hparams %s; athlete pid %d",
             cfg.workload,
@@ -687,35 +688,44 @@ class _Referee:
             raise TrialFailed(msg["reason"])
         return msg
 
-    def _parity(self, kernels: list[dict[str, Any]]) -> None:
+    def _parity_cached(self) -> tuple[Path | None, bool]:
+        """(the cache marker of this submission's kernels here, whether it holds a pass).
+        Looked up before the athlete starts: nothing the submission's code writes during
+        this trial can answer for it."""
+        key = parity_cache_key(self.sub.path, self.cfg.workload, self.device)
+        if key is None:
+            return None, True
+        marker = Path(self.cfg.runs) / ".parity" / f"{key}.json"
+        try:
+            return marker, json.loads(marker.read_text()).get("key") == key
+        except (OSError, ValueError, AttributeError):
+            return marker, False
+
+    def _parity(self, kernels: list[dict[str, Any]], marker: Path | None, cached: bool) -> None:
         """Each of the submission's kernels for this workload, available on this device, is
         run by the athlete on the referee's seeded inputs and compared here with the reference
         op. A pass is cached under ``<runs>/.parity``, keyed by the content of the
-        submission's kernels folder, the reference op's source, versions and device; only the
-        referee writes that folder (the athlete runs elsewhere, without write access)."""
-        cache = Path(self.cfg.runs) / ".parity"
+        submission's kernels folder, the reference ops' sources, versions and device; only the
+        referee writes there (the athlete works elsewhere, unprivileged when we are root)."""
+        if cached or marker is None:
+            return
+        results = []
         for k in kernels:
             if not k["replaces"].startswith(f"{self.cfg.workload}.") or not k["available"]:
                 continue
-            key = parity_cache_key(self.sub.path, k["name"], k["replaces"], self.device)
-            marker = cache / f"{key}.json"
-            try:
-                if json.loads(marker.read_text()).get("key") == key:
-                    continue
-            except (OSError, ValueError, AttributeError):
-                pass
             cases, payload = parity_inputs(k["replaces"], self.device)
             self.athlete.send({"type": "parity", "kernel": k["name"]}, payload)
             limit = max(self.watchdog_s, SETUP_LIMIT_S)
             reply = self._expect(time.perf_counter() + limit, "answer a parity check", limit)
             got = torch.load(io.BytesIO(reply["payloads"][0]), weights_only=True)
-            results = parity_compare(k["name"], k["replaces"], cases, got, self.device)
-            for r in results:
+            checked = parity_compare(k["name"], k["replaces"], cases, got, self.device)
+            for r in checked:
                 if not r.ok:
                     raise KernelParityError(
                         f"kernel {k['name']} ({k['replaces']}, {r.dtype}) fails parity: {r.detail}"
                     )
-            records.write_json(marker, {"key": key, "results": [asdict(r) for r in results]})
+            results.extend(checked)
+        records.write_json(marker, {"key": marker.stem, "results": [asdict(r) for r in results]})
 
     def _resume(self) -> bytes | None:
         """The athlete's state from the checkpoint of an earlier attempt, or None (start over:
