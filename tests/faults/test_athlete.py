@@ -263,3 +263,12 @@ def test_sigint_to_the_referee_leaves_a_resumable_trial(tmp_path, make_submissio
     rows = (run_dir / STEPS_CSV).read_text().splitlines()[1:]
     assert [int(r.split(",")[0]) for r in rows] == [1, 2, 3, 4, 5]
     assert json.loads((run_dir / records.RUN_JSON).read_text())["athlete"]["pid"] != proc.pid
+
+
+def test_ttr_check_catches_an_update_that_forgets_its_return(make_submission, capsys):
+    from harness.check import check_submission
+
+    sub = make_submission("no_return", quick().replace("    return state\n", "    state\n"))
+    assert not check_submission(str(sub))
+    out = capsys.readouterr().out
+    assert "[FAIL] 2 steps on ldpc/smoke: update returned None at step 0" in out, out
