@@ -1,6 +1,6 @@
 """The referee: runs one trial of a submission on a workload variant, owns the clock and the record.
 
-Each trial is two processes (docs/design.md#the-referee-and-the-athlete). This process, the
+Each trial is two processes (docs/design.md#the-clock). This process, the
 referee, holds the spec, the evaluator and its data, the records and the clock; it never
 imports the submission. The athlete (``harness.athlete``, a child in its own session and a
 private working directory, an unprivileged user when the referee is root) runs the
@@ -975,13 +975,16 @@ class _Referee:
 
 
 def _install_sigterm():
-    """SIGTERM raises TrialInterrupted in the main thread (the default would end the process
-    with no record); returns the handler to restore, or None off the main thread."""
-
-    def handler(signum, frame):
-        raise TrialInterrupted(signum)
-
+    """SIGTERM raises TrialInterrupted in the main thread where nobody handles it yet (the
+    default would end the process with no record); a handler already there (e.g. submitit's,
+    which checkpoints and requeues) is left alone. Returns the handler to restore, or None."""
     try:
+        if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
+            return None
+
+        def handler(signum, frame):
+            raise TrialInterrupted(signum)
+
         return signal.signal(signal.SIGTERM, handler)
     except ValueError:  # not the main thread: the caller's own handling stands
         return None
