@@ -1,4 +1,5 @@
-"""``ttr check SUBMISSION``: contract, search space, kernel parity and one smoke step.
+"""``ttr check SUBMISSION``: contract, search space, kernel parity and two smoke steps through
+the same referee and athlete as every trial (``harness.runner``).
 
 Prints one line per check and returns False when any fails, with the reason.
 """
@@ -8,8 +9,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -81,7 +84,7 @@ def check_submission(name: str, smoke_step: bool = True) -> bool:
             _parity_interpreted(rep, sub)
     if smoke_step:
         for w in targets:
-            rep.guard(f"one step on {w}/smoke", lambda w=w: _one_step(sub, w, device))
+            rep.guard(f"{SMOKE_STEPS} steps on {w}/smoke", lambda w=w: _smoke_steps(sub, w, device))
     print("ttr check: " + ("passed" if rep.ok else "FAILED"))
     return rep.ok
 
@@ -130,23 +133,32 @@ def _parity_interpreted(rep: _Report, sub: discovery.Submission) -> None:
             rep.line(False, "kernel parity (interpreted)", tail[0])
 
 
-def _one_step(sub: discovery.Submission, workload: str, device: torch.device) -> str:
-    """init and one update on the smoke variant, untimed: catches contract slips early."""
-    from harness.runner import make_generator
+SMOKE_STEPS = 2  # at least two: an update that forgets `return state` fails at the first
+SMOKE_WATCHDOG_S = 120.0  # a step that hangs ends the check, not the terminal session
 
-    spec = discovery.get_spec(workload, "smoke")
-    wl = discovery.build_workload(spec, device)
-    model = wl.init_model(make_generator(0, "init", device))
-    hp = SearchSpace.load(sub.search_space_path).defaults()
-    rng = make_generator(0, "update", device)
-    state = sub.fn("init")(wl, model, hp, rng)
-    streams = wl.train_streams(sub.batch_size(wl), make_generator(0, "data", device))
-    select = sub.fn("data_selection")
-    batch = select(wl, streams, state, 0, rng) if select else next(streams["train"])
-    extra = (
-        {"train_state": {"train_time_s": 0.0, "budget_s": 1.0, "step": 0, "evals": ()}}
-        if sub.update_takes_train_state()
-        else {}
-    )
-    sub.fn("update")(wl, model, state, batch, hp, 0, rng, **extra)
-    return "init and update ran"
+
+def _smoke_steps(sub: discovery.Submission, workload: str, device: torch.device) -> str:
+    """SMOKE_STEPS steps of the smoke variant through the real protocol (a referee here, the
+    submission in an athlete process), bounded by steps, not seconds; records in a temporary
+    folder, removed after."""
+    from harness.runner import RunConfig, run_trial
+
+    with tempfile.TemporaryDirectory(prefix="ttr-check-") as runs:
+        cfg = RunConfig(
+            workload=workload,
+            submission=str(sub.path),
+            variant="smoke",
+            runs=Path(runs),
+            device=str(device),
+            budget_s=1e9,
+            eval_every_s=1e9,
+            final_test_eval=False,
+            checkpoint=False,
+            adhoc=True,
+            max_steps=SMOKE_STEPS,
+            watchdog_s=SMOKE_WATCHDOG_S,
+        )
+        res = run_trial(cfg)
+    if res.status == "failed":
+        raise ContractError(res.reason)
+    return f"{res.summary['steps']} steps through the referee and an athlete, then an evaluation"

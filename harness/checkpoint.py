@@ -43,12 +43,13 @@ def remove(run_dir: Path) -> bool:
         return False
 
 
-def load(run_dir: Path, device: torch.device) -> dict[str, Any] | None:
-    """The checkpoint, or None when there is none. Our own file: full unpickling is intended."""
+def load(run_dir: Path, device: torch.device, weights_only: bool = True) -> dict[str, Any] | None:
+    """The checkpoint, or None when there is none. The referee's container holds plain data
+    and the athlete's state as opaque bytes: read with ``weights_only`` (nothing executes)."""
     target = path_for(run_dir)
     if not target.is_file():
         return None
-    return torch.load(target, map_location=device, weights_only=False)
+    return torch.load(target, map_location=device, weights_only=weights_only)
 
 
 def generator_states(gens: dict[str, torch.Generator]) -> dict[str, torch.Tensor]:

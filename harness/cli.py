@@ -223,7 +223,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harness import records
-    from harness.runner import RunConfig, run_trial
+    from harness.runner import RunConfig, TrialInterrupted, run_trial
 
     adhoc = args.study is None and args.trial is None  # by hand: never a planned trial's slot
     hparams = check_run_args(args)  # everything checked before a directory is made
@@ -242,8 +242,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         adhoc=adhoc,
     )
     label = f"{args.workload}/{args.variant} {Path(args.submission).name}"
-    with run_progress(label, _bar_disable(args)) as progress:
-        res = run_trial(cfg, progress)
+    try:
+        with run_progress(label, _bar_disable(args)) as progress:
+            res = run_trial(cfg, progress)
+    except (KeyboardInterrupt, TrialInterrupted) as e:  # recorded interrupted: a re-run resumes
+        print(f"interrupted: {e or 'SIGINT'}; run it again to resume", file=sys.stderr)
+        return 128 + getattr(e, "signum", 2)
     out = sys.stderr if args.json else sys.stdout
     print_summary([res.summary], file=out)
     print(f"\nrun directory: {res.run_dir}", file=out)
@@ -736,7 +740,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = _sub(sub, "check", "contract, search space, kernel parity; exit 1 with reasons", cmd_check)
     c.add_argument("submission", help="a submission name or folder")
-    c.add_argument("--no-step", action="store_true", help="skip the one-step smoke call")
+    c.add_argument(
+        "--no-step",
+        action="store_true",
+        help="skip the smoke steps (two, through the referee and an athlete)",
+    )
 
     sw = _sub(sub, "sweep", "workloads x submissions x studies x trials via submitit", cmd_sweep)
     sw.add_argument("--executor", required=True, choices=["local", "debug", "slurm"])

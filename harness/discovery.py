@@ -289,11 +289,33 @@ def declared_workloads(folder: Path) -> tuple[str, ...] | None:
     return tuple(value)
 
 
-def load_submission(name_or_path: str) -> Submission:
-    """Load a submission by name (see ``find_submission``) or folder path and check its
-    functions and its declared workloads."""
+@dataclass(frozen=True)
+class SubmissionMeta:
+    """What the referee needs of a submission without importing it."""
+
+    name: str
+    path: Path
+    workloads: tuple[str, ...] | None  # None: every workload (a generic method)
+
+    @property
+    def search_space_path(self) -> Path:
+        return self.path / "search_space.json"
+
+    def supports(self, workload: str) -> bool:
+        return self.workloads is None or workload in self.workloads
+
+
+def submission_meta(name_or_path: str) -> SubmissionMeta:
+    """A submission's folder and declared workloads, found without importing its code."""
     folder = find_submission(name_or_path)
-    pkg = _package_for(folder)
+    return SubmissionMeta(folder.name, folder, declared_workloads(folder))
+
+
+def import_submission_module(folder: Path, shown: Path | None = None) -> types.ModuleType:
+    """Import ``folder/submission.py`` as a package module and check its functions; messages
+    name ``shown`` (the original folder of a copy), else ``folder``."""
+    pkg = _package_for(Path(folder))
+    folder = Path(shown or folder)
     try:
         module = importlib.import_module(f"{pkg}.submission")
     except Exception as e:  # a broken submission is the author's to fix: say so plainly
@@ -312,4 +334,12 @@ def load_submission(name_or_path: str) -> Submission:
             f"{folder}/submission.py sets WORKLOADS; a submission declares its workloads in one "
             f"place, its README front matter (workloads: [ldpc] or workloads: all)"
         )
+    return module
+
+
+def load_submission(name_or_path: str) -> Submission:
+    """Load a submission by name (see ``find_submission``) or folder path and check its
+    functions and its declared workloads."""
+    folder = find_submission(name_or_path)
+    module = import_submission_module(folder)
     return Submission(folder.name, folder, module, declared_workloads(folder))

@@ -113,6 +113,91 @@ def _source_key(sub: Submission, kernel: Kernel, device: torch.device) -> str:
     return h.hexdigest()[:24]
 
 
+def parity_cache_key(sub_dir: Path, workload: str, device: torch.device) -> str | None:
+    """What the parity verdicts of a submission's kernels for ``workload`` depend on: every
+    file of its ``kernels/`` folder (by content), the workload's reference ops' sources,
+    versions and device kind. None when the submission has no kernels folder. The referee
+    computes it before the athlete starts, from files, never from the submission's code."""
+    kdir = Path(sub_dir) / "kernels"
+    if not (kdir / "__init__.py").is_file():
+        return None
+    h = hashlib.sha256()
+    for path in sorted(p for p in kdir.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        h.update(str(path.relative_to(kdir)).encode() + b"\0" + path.read_bytes() + b"\0")
+    ops = getattr(load_workload_module(workload), "REFERENCE_OPS", {})
+    for name in sorted(ops):
+        h.update(name.encode() + Path(inspect.getsourcefile(ops[name].fn)).read_bytes())
+    versions = records.package_versions()
+    h.update(f"{workload}|{device.type}|{versions['torch']}|{versions['triton']}".encode())
+    return h.hexdigest()[:24]
+
+
+def parity_inputs(replaces: str, device: torch.device) -> tuple[list, bytes]:
+    """The referee's side of a parity check: for each dtype and seed, seeded inputs, an
+    upstream gradient and the reference op's outputs and gradients. Returns (cases, the
+    inputs and upstream gradients serialized for the athlete)."""
+    import io
+
+    ref = reference_op(replaces)
+    cases, sent = [], []
+    for dtype, (rtol, atol) in ref.tolerances.items():
+        for seed in PARITY_SEEDS:
+            g = torch.Generator(device=device)
+            g.manual_seed(seed)
+            args = ref.make_inputs(g, dtype, device)
+            ref_out = ref.fn(*_clone(args))
+            up = torch.randn(
+                (ref.compare(ref_out, args) if ref.compare else ref_out).shape,
+                generator=g,
+                dtype=dtype,
+                device=device,
+            )
+            want = _outputs_and_grads(ref.fn, _clone(args), ref, up)
+            cases.append((dtype, seed, rtol, atol, want))
+            sent.append(([_cpu(a) for a in _clone(args)], up.cpu()))
+    buf = io.BytesIO()
+    torch.save(sent, buf)
+    return cases, buf.getvalue()
+
+
+def _cpu(a):
+    return a.detach().cpu().requires_grad_(a.requires_grad) if isinstance(a, torch.Tensor) else a
+
+
+def parity_compare(
+    name: str, replaces: str, cases: list, got: list, device: torch.device
+) -> list[ParityResult]:
+    """Compare the athlete's outputs and gradients (``got``, one per case) with the
+    reference's; one result per dtype."""
+    by_dtype: dict[str, list] = {}
+    if not isinstance(got, list) or len(got) != len(cases):
+        raise KernelParityError(f"kernel {name}: the athlete returned no parity outputs")
+    for (dtype, seed, rtol, atol, want), (sel, grads) in zip(cases, got, strict=True):
+        worst, detail = by_dtype.setdefault(str(dtype), [0.0, ""])
+        pairs = [("output", want[0], sel.to(device))] + [
+            (f"grad[{i}]", x, y.to(device))
+            for i, (x, y) in enumerate(zip(want[1], grads, strict=False))
+        ]
+        if len(grads) != len(want[1]):
+            detail = detail or f"{len(grads)} gradients, want {len(want[1])}"
+        for what, a, b in pairs:
+            if a.shape != b.shape:
+                detail = detail or f"{what} has shape {tuple(b.shape)}, want {tuple(a.shape)}"
+                continue
+            err = (a.double() - b.double()).abs().max().item() if a.numel() else 0.0
+            if not torch.allclose(a, b.to(a.dtype), rtol=rtol, atol=atol) and not detail:
+                detail = (
+                    f"{what} differs (seed {seed}, max abs error {err:.3g}, "
+                    f"rtol {rtol}, atol {atol})"
+                )
+            worst = max(worst, err)
+        by_dtype[str(dtype)] = [worst, detail]
+    return [
+        ParityResult(name, replaces, dt, not detail, worst, detail)
+        for dt, (worst, detail) in by_dtype.items()
+    ]
+
+
 def check_kernels(
     sub: Submission,
     device: torch.device,

@@ -1,40 +1,60 @@
-"""The runner: trains one submission on one workload variant, owns the clock, writes the record.
+"""The referee: runs one trial of a submission on a workload variant, owns the clock and the record.
 
-One trial flows as
+Each trial is two processes (docs/design.md#the-clock). This process, the
+referee, holds the spec, the evaluator and its data, the records and the clock; it never
+imports the submission. The athlete (``harness.athlete``, a child in its own session and a
+private working directory, an unprivileged user when the referee is root) runs the
+submission's functions against a training facade of the workload.
 
-    setup (off the clock): spec, submission, hparams, kernel parity, workload, model, init
-    loop:   clock starts -> data_selection / next batch -> update -> clock stops
-            budget spent? stop, no evaluation
-            every eval_every_s of training time: prepare_for_eval (on the clock), then
-            evaluate (off the clock) -> evals.jsonl; target met (with guards)? stop
+    setup (off the clock): spec, search space, the referee's workload and reference network;
+        the athlete imports the submission, builds its model and facade, reports its kernels;
+        kernel parity (the athlete runs the kernel on the referee's inputs, the referee compares)
+    segments: go (clock starts) -> the athlete runs init (first go only) and steps -> the
+        referee asks for a pause at the next evaluation time or the budget -> the athlete
+        synchronizes, runs prepare_for_eval, sends its model state (and at evaluations its
+        checkpoint) -> clock stops on receipt -> SIGSTOP: no athlete thread runs while the
+        referee evaluates its own copy of the network, checkpoints and writes records -> SIGCONT
     finish: a test-split evaluation for analysis, run.json with status and summary
 
-Failures (exceptions, non-finite loss or parameters, out of memory, kernel parity, contract
-errors) end the trial as ``status: failed`` with a reason; the traceback goes to log.txt.
+A submission's fault (an exception, an exit, a signal, a hang past the watchdog, a non-finite
+loss or parameter, a contract slip) ends the trial ``failed`` with a reason. SIGINT, SIGTERM or a
+scheduler's preemption of the referee leave it ``interrupted`` (or ``preempted``): unfinished,
+resumed from its last checkpoint by a re-run, the training time since then counted as wasted.
 """
 
 from __future__ import annotations
 
+import functools
+import grp
 import hashlib
+import io
+import json
 import logging
 import math
+import mmap
 import os
+import pwd
+import shutil
+import signal
 import socket
+import subprocess
+import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import torch
 
 from harness import checkpoint, records
-from harness.api import ContractError, TrainingComplete, Workload
-from harness.clock import Clock
-from harness.discovery import Submission, build_workload, get_spec, load_submission
-from harness.kernels import KernelParityError, check_kernels
+from harness.api import ContractError
+from harness.discovery import SubmissionMeta, build_workload, get_spec, repo_root, submission_meta
+from harness.kernels import KernelParityError, parity_cache_key, parity_compare, parity_inputs
+from harness.run_record import RunRecord
 from harness.search_space import SearchSpace, SearchSpaceError
 
 log = logging.getLogger("ttr.runner")
@@ -65,6 +85,12 @@ class RunConfig:
     keep_checkpoint: bool = False  # keep checkpoint.pt once the trial has finished
     adhoc: bool = False  # a run by hand: under adhoc/trial_<t>, never in a planned study's slot
     steps_every: int = 1  # one steps.csv row every this many steps
+    # end the trial (status "complete", after one evaluation) once this many steps are done:
+    # bounds ttr check and tests by steps, not by wall seconds
+    max_steps: int | None = None
+    # wall seconds the athlete may take to reach a step boundary once asked (and to get ready);
+    # None: max(WATCHDOG_MIN_S, WATCHDOG_BUDGET_FRACTION x budget)
+    watchdog_s: float | None = None
 
 
 @dataclass
@@ -77,6 +103,14 @@ class RunResult:
 
 class TrialFailed(Exception):
     """Ends a trial as failed with a reason meant for the author."""
+
+
+class TrialInterrupted(BaseException):
+    """The referee was told to stop (SIGTERM); the trial is recorded ``interrupted``."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
 
 
 def derive_seed(seed: int, purpose: str) -> int:
@@ -97,19 +131,25 @@ def next_free_trial(study_dir: Path) -> int:
     return next(i for i in range(len(taken) + 1) if i not in taken)
 
 
-HEARTBEAT_S = 10.0  # wall seconds between run.json updates inside the loop (off the clock)
+HEARTBEAT_S = 10.0  # wall seconds between run.json updates while the athlete trains
 PROGRESS_S = 0.25  # wall seconds between calls of a run's progress callback
+WATCHDOG_MIN_S = 30.0
+WATCHDOG_BUDGET_FRACTION = 0.5
+SETUP_LIMIT_S = 300.0  # wall seconds for the athlete's setup (imports, model, parity), at least
 ADHOC = "adhoc"  # the folder of ad-hoc runs, beside the study_<s> folders
 STEPS_CSV = "steps.csv"
-_ACTIVE: list[_Trial] = []  # the trial this process is running, for note_preemption()
+ATHLETE_LOG_MAX = 1 << 20  # bytes of the athlete's stdout/stderr copied into log.txt
+UNPRIVILEGED = ("nobody", "nogroup")  # the athlete's user and group when the referee is root
+CHECKPOINT_FORMAT = 2  # the referee's container: the athlete's state as opaque bytes
+
+_PREEMPT: dict[str, str] = {}  # a reason noted by a scheduler's signal handler, read once
 
 
 def note_preemption(reason: str = "preempted") -> None:
-    """Record that this process is being preempted (called from a job's signal handler): the
-    training time since the last checkpoint is lost work, counted as wasted, not as training."""
-    for trial in _ACTIVE:
-        trial.record.update(status="preempted", reason=reason)
-        trial._write_record(train_s=trial.clock.now_s() if hasattr(trial, "clock") else 0.0)
+    """Record that this process is being preempted (called from a job's signal handler, e.g.
+    submitit's checkpoint before a requeue): the trial running here ends ``preempted`` with
+    ``reason`` when the job's exit reaches it, and resumes from its checkpoint."""
+    _PREEMPT["reason"] = reason
 
 
 ProgressFn = Callable[[int, float, float], None]  # (steps, training seconds, budget seconds)
@@ -119,8 +159,10 @@ def run_trial(cfg: RunConfig, progress: ProgressFn | None = None) -> RunResult:
     """Run one trial to target, budget or failure; never raises for a submission's fault.
 
     A trial directory with an unfinished record resumes from its checkpoint (or starts over
-    when it has none); a finished one is never touched. ``progress``, if given, is called
-    from the training loop (off the clock) at most every ``PROGRESS_S`` wall seconds."""
+    when it has none or it is unreadable); a finished one is never touched. ``progress``, if
+    given, is called at most every ``PROGRESS_S`` wall seconds while the athlete trains.
+    SIGINT (KeyboardInterrupt) and SIGTERM (``TrialInterrupted``) record the trial
+    ``interrupted`` and are raised again."""
     hw = records.hardware_class()
     name = Path(cfg.submission).name  # a submission may be given as a folder path
     study_dir = records.trial_dir(
@@ -145,8 +187,11 @@ def run_trial(cfg: RunConfig, progress: ProgressFn | None = None) -> RunResult:
                     f"{run_dir} already holds a finished run; finished results are never "
                     "overwritten"
                 )
-            previous = records.read_run(run_dir)
-        return _Trial(cfg, run_dir, hw, trial, previous, progress).run()
+            try:
+                previous = records.read_run(run_dir)
+            except ValueError:
+                previous = {"reason": "unreadable run.json"}
+        return _Referee(cfg, run_dir, hw, trial, previous, progress).run()
 
 
 class StepLog:
@@ -239,333 +284,228 @@ def _floats(values: list[Any]) -> list[float | None]:
     return out
 
 
-class _Trial:
+class AthleteGone(Exception):
+    """The athlete's process ended or hung: the message is the reason."""
+
+
+class _Athlete:
+    """The referee's handle on its athlete: the process, the channel, the step counter."""
+
+    def __init__(self, setup: dict[str, Any], resume: bytes | None, sub_dir: Path):
+        self.home = Path(tempfile.mkdtemp(prefix="ttr-athlete-"))
+        work = self.home / "submission"
+        shutil.copytree(sub_dir, work, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        self.uid, gid, self.not_dropped = _athlete_ids()
+        if self.uid is not None:
+            for p in [self.home, *self.home.rglob("*")]:
+                os.chown(p, self.uid, gid, follow_symlinks=False)
+        steps_fd = os.memfd_create("ttr-steps")
+        os.ftruncate(steps_fd, 8)
+        self._mm = mmap.mmap(steps_fd, 8)
+        self.counter = memoryview(self._mm).cast("q")
+        ours, theirs = socket.socketpair()
+        env = {
+            **os.environ,
+            "HOME": str(self.home),
+            "TMPDIR": str(self.home),
+            "PYTHONPATH": os.pathsep.join(
+                [str(repo_root()), *filter(None, [os.environ.get("PYTHONPATH")])]
+            ),
+        }
+        self.log_path = self.home / "athlete.log"
+        with open(self.log_path, "wb") as out:
+            if self.uid is not None:
+                os.chown(self.log_path, self.uid, gid)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "harness.athlete", str(theirs.fileno()), str(steps_fd)],
+                cwd=self.home,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                pass_fds=(theirs.fileno(), steps_fd),
+                start_new_session=True,  # a terminal's Ctrl-C reaches the referee only
+                **({"user": self.uid, "group": gid, "extra_groups": []} if self.uid else {}),
+            )
+        theirs.close()
+        os.close(steps_fd)
+        self.conn = Connection(ours.detach())
+        self.stopped = False
+        self.send(dict(setup, type="setup"), *([resume] if resume is not None else []))
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def steps(self) -> int:
+        return int(self.counter[0])
+
+    def send(self, header: dict[str, Any], *payloads: bytes) -> None:
+        try:
+            self.conn.send_bytes(json.dumps({**header, "payloads": len(payloads)}).encode())
+            for p in payloads:
+                self.conn.send_bytes(p)
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            pass  # it has gone: the next receive says how
+
+    def receive(self, deadline: float | None, tick: Callable[[], None] | None = None) -> dict:
+        """The next message (with its ``payloads``) by ``deadline`` (perf_counter seconds);
+        None past it. ``tick`` runs about every PROGRESS_S while waiting."""
+        while True:
+            now = time.perf_counter()
+            wait = PROGRESS_S if deadline is None else min(PROGRESS_S, deadline - now)
+            if wait <= 0:
+                return None
+            if self.conn.poll(wait):
+                try:
+                    header = json.loads(self.conn.recv_bytes())
+                    header["payloads"] = [
+                        self.conn.recv_bytes() for _ in range(int(header.get("payloads", 0)))
+                    ]
+                    return header
+                except (EOFError, OSError, ValueError):
+                    raise AthleteGone(self.exit_reason()) from None
+            if self.proc.poll() is not None:
+                raise AthleteGone(self.exit_reason())
+            if tick is not None:
+                tick()
+
+    def exit_reason(self) -> str:
+        try:
+            code = self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            code = self.proc.wait()
+        step = self.steps
+        if code < 0:
+            return f"killed by signal {-code} ({signal.Signals(-code).name}) at step {step}"
+        return f"exited with code {code} at step {step}"
+
+    def stop(self) -> None:
+        """SIGSTOP the athlete's whole process group: no thread of it runs until ``resume``."""
+        self._signal(signal.SIGSTOP)
+        self.stopped = True
+
+    def resume(self) -> None:
+        self._signal(signal.SIGCONT)
+        self.stopped = False
+
+    def _signal(self, sig: int) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+    def close(self) -> dict[str, Any]:
+        """Kill, reap, clean up; returns pid, uid and how it ended."""
+        if self.proc.poll() is None:
+            self.kill()
+        code = self.proc.wait()
+        self.conn.close()
+        self.counter.release()
+        self._mm.close()
+        return {
+            "pid": self.proc.pid,
+            "uid": os.getuid() if self.uid is None else self.uid,
+            "exit_code": code if code >= 0 else None,
+            "signal": -code if code < 0 else None,
+        }
+
+    def log_tail(self) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(max(0, self.log_path.stat().st_size - ATHLETE_LOG_MAX))
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def remove(self) -> None:
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+@functools.cache
+def _athlete_ids() -> tuple[int | None, int | None, str | None]:
+    """(uid, gid, why not) to run the athlete as: when we are root, an unprivileged user
+    (``UNPRIVILEGED``) if it exists and can run this Python and import the harness (probed
+    once per process); else ours (uid None), with the reason when we are root."""
+    if os.geteuid() != 0:
+        return None, None, None
+    try:
+        uid = pwd.getpwnam(UNPRIVILEGED[0]).pw_uid
+    except KeyError:
+        return None, None, f"no user {UNPRIVILEGED[0]!r} on this system"
+    try:
+        gid = grp.getgrnam(UNPRIVILEGED[1]).gr_gid
+    except KeyError:
+        gid = pwd.getpwnam(UNPRIVILEGED[0]).pw_gid
+    env = {**os.environ, "PYTHONPATH": str(repo_root()), "HOME": "/tmp"}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", "import harness.athlete"],
+            cwd="/",
+            env=env,
+            user=uid,
+            group=gid,
+            extra_groups=[],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        why = None if done.returncode == 0 else (done.stderr.strip().splitlines() or ["?"])[-1]
+    except (OSError, subprocess.SubprocessError) as e:
+        why = f"{type(e).__name__}: {e}"
+    if why is not None:
+        why = f"user {UNPRIVILEGED[0]!r} cannot run {sys.executable} with the harness ({why})"
+        log.warning("the athlete runs as root: %s", why)
+        return None, None, why
+    return uid, gid, None
+
+
+def _load_state(data: bytes, device: torch.device) -> dict[str, torch.Tensor]:
+    """An athlete's model state: tensors only (``weights_only``: nothing of it executes)."""
+    sd = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise ContractError("the model state handed over is not a mapping of tensors")
+    return sd
+
+
+class _Referee:
     def __init__(
         self,
         cfg: RunConfig,
         run_dir: Path,
         hw: str,
         trial: int,
-        previous=None,
+        previous: dict[str, Any] | None = None,
         progress: ProgressFn | None = None,
     ):
         self.cfg, self.run_dir, self.hw, self.trial = cfg, run_dir, hw, trial
         self.progress = progress
         self.steps_log = StepLog(run_dir / STEPS_CSV, cfg.steps_every)
-        self.previous: dict[str, Any] | None = previous  # an unfinished record to go on from
+        self.previous = previous  # an unfinished record to go on from
         self.wall_before_s = float((previous or {}).get("wall_time_s") or 0.0)
         self.device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.evals: list[dict[str, Any]] = []
-        self.record: dict[str, Any] = {}
         self.step = 0
+        self.elapsed_s = 0.0  # training time: the sum of the referee's go -> boundary spans
+        self.t_go: float | None = None  # when the running segment's go was sent
         self.eval_time_s = 0.0
-        self.t_start = time.perf_counter()
-
-    # -- orchestration -------------------------------------------------------------------
-    def run(self) -> RunResult:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        handler = _file_handler(self.run_dir / records.LOG_TXT)
-        log.addHandler(handler)
-        _ACTIVE.append(self)
-        try:
-            self._write_start()
-            status, reason = self._run_guarded()
-            self._finish(status, reason)
-            if not self.cfg.keep_checkpoint and checkpoint.remove(self.run_dir):
-                log.info("checkpoint removed (the trial is finished; keep it: --keep-checkpoints)")
-        finally:
-            _ACTIVE.remove(self)
-            log.removeHandler(handler)
-            handler.close()
-        return RunResult(self.run_dir, self.record["status"], self.record["reason"], self.record)
-
-    def _run_guarded(self) -> tuple[str, str | None]:
-        try:
-            self._setup()
-            return self._loop()
-        except (TrialFailed, ContractError, SearchSpaceError, KernelParityError) as e:
-            log.error("trial failed: %s", e)
-            return "failed", str(e)
-        except torch.OutOfMemoryError as e:
-            log.error("out of memory:\n%s", traceback.format_exc())
-            return "failed", f"out of memory at step {self.step}: {str(e).splitlines()[0]}"
-        except KeyboardInterrupt:
-            self._finish("failed", f"interrupted at step {self.step}")
-            raise
-        except Exception as e:  # the workload's or the harness's own fault: still a record
-            log.error("internal error:\n%s", traceback.format_exc())
-            return (
-                "failed",
-                f"internal error at step {self.step}: {type(e).__name__}: {e} (see log.txt)",
-            )
-
-    # -- setup (off the clock) -----------------------------------------------------------
-    def _setup(self) -> None:
-        cfg = self.cfg
-        self.spec = get_spec(cfg.workload, cfg.variant)
-        self.sub: Submission = load_submission(cfg.submission)
-        if not self.sub.supports(cfg.workload):
-            raise ContractError(
-                f"submission {cfg.submission!r} supports {list(self.sub.workloads)}, "
-                f"not {cfg.workload!r}"
-            )
-        self.hparams = MappingProxyType(
-            SearchSpace.load(self.sub.search_space_path).resolve(cfg.hparams)
-        )
-        kind = "gpu" if self.device.type == "cuda" else "cpu"
-        self.budget_s = cfg.budget_s if cfg.budget_s is not None else self.spec.budget_for(kind)
-        self.eval_every_s = (
-            cfg.eval_every_s if cfg.eval_every_s is not None else self.spec.eval_every_s
-        )
-        self.record.update(
-            hparams=dict(self.hparams),
-            budget_s=self.budget_s,
-            spec=self.spec.to_dict(),
-            submission_git=records.git_info(str(self.sub.path), scope=True),
-        )
-        self._write_record()
-        check_kernels(
-            self.sub, self.device, workload=cfg.workload, cache_dir=Path(cfg.runs) / ".parity"
-        )  # raises KernelParityError
-        torch.manual_seed(derive_seed(cfg.seed, "global"))
-        self.workload: Workload = build_workload(self.spec, self.device)
-        self.model = self.workload.init_model(make_generator(cfg.seed, "init", self.device))
-        self.batch_size = (
-            int(self._call("get_batch_size", self.workload))
-            if self.sub.fn("get_batch_size") is not None
-            else int(self.spec.batch_size_hint)
-        )
-        self.rng = make_generator(cfg.seed, "update", self.device)
-        self.state = self._call("init", self.workload, self.model, self.hparams, self.rng)
-        self.data_rng = make_generator(cfg.seed, "data", self.device)
-        self.streams = self.workload.train_streams(self.batch_size, self.data_rng)
-        self.clock = Clock(self.workload.synchronize)
         self.next_eval_at = 0.0
-        self._resume()
-        self.steps_log.start(self.step if self.step else None)
-        self.train_state: dict[str, Any] = {
-            "train_time_s": self.clock.elapsed_s,
-            "budget_s": self.budget_s,
-            "step": self.step,
-            "evals": tuple(MappingProxyType(r) for r in self.evals),
-        }
-        log.info(
-            "setup done: %s/%s %s on %s, budget %.0f s, hparams %s",
-            cfg.workload,
-            cfg.variant,
-            cfg.submission,
-            self.device,
-            self.budget_s,
-            dict(self.hparams),
-        )
+        self.ckpt_train_s = 0.0  # training time of the last checkpoint written
+        self.t_start = time.perf_counter()
+        self.athlete: _Athlete | None = None
+        self.eval_state: dict[str, torch.Tensor] | None = None
+        self.last_state: dict[str, torch.Tensor] | None = None
+        self.spec = None
+        self.rec = RunRecord.start(previous, **self._identity())
 
-    def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        fn = self.sub.fn(name)
-        try:
-            return fn(*args, **kwargs)
-        except (TrainingComplete, KeyboardInterrupt, torch.OutOfMemoryError):
-            raise
-        except Exception as e:
-            log.error("%s raised at step %d:\n%s", name, self.step, traceback.format_exc())
-            raise TrialFailed(f"{name} raised at step {self.step}: {type(e).__name__}: {e}") from e
-
-    # -- the loop ------------------------------------------------------------------------
-    def _loop(self) -> tuple[str, str | None]:
-        select = self.sub.fn("data_selection")
-        wants_ts = self.sub.update_takes_train_state()
-        view = MappingProxyType(self.train_state)
-        extra = {"train_state": view} if wants_ts else {}
-        done = False
-        train = self.streams["train"]
-        beat = shown = time.perf_counter()
-        steps_log, progress = self.steps_log, self.progress
-        while True:
-            self.clock.start()  # clock starts
-            try:
-                batch = (
-                    self._call(
-                        "data_selection",
-                        self.workload,
-                        self.streams,
-                        self.state,
-                        self.step,
-                        self.rng,
-                    )
-                    if select
-                    else next(train)
-                )
-                self.state = self._call(
-                    "update",
-                    self.workload,
-                    self.model,
-                    self.state,
-                    batch,
-                    self.hparams,
-                    self.step,
-                    self.rng,
-                    **extra,
-                )
-            except TrainingComplete:
-                done = True
-            finally:
-                self.clock.stop()  # clock stops
-            self.step += 1
-            if self.record["first_step_unix"] is None:
-                self.record["first_step_unix"] = time.time()
-            self.train_state.update(train_time_s=self.clock.elapsed_s, step=self.step)
-            steps_log.add(self.step, self.clock.elapsed_s, self.state)
-            if self.clock.elapsed_s >= self.budget_s:
-                return "budget_exhausted", None  # no evaluation once the budget is spent
-            if done or self.clock.elapsed_s >= self.next_eval_at:
-                met = self._evaluate()
-                if met:
-                    return "reached_target", None
-                if done:
-                    return "complete", "the submission ended training before reaching the target"
-                self.next_eval_at = self.clock.elapsed_s + self.eval_every_s
-                self._checkpoint()
-                continue
-            now = time.perf_counter()
-            if now - beat > HEARTBEAT_S:  # lets a preempted run's loss show
-                self._write_record()
-                beat = now
-            if progress is not None and now - shown > PROGRESS_S:
-                progress(self.step, self.clock.elapsed_s, self.budget_s)
-                shown = now
-
-    def _evaluate(self) -> bool:
-        prepare = self.sub.fn("prepare_for_eval")
-        model = self.model
-        if prepare:
-            self.clock.start()  # clock starts: preparing the model is the submission's work
-            try:
-                model = self._call("prepare_for_eval", self.workload, self.model, self.state)
-            finally:
-                self.clock.stop()  # clock stops
-        self.eval_model = model
-        t0 = time.perf_counter()
-        loss = self._check_finite(model)
-        with torch.no_grad():
-            metrics = self.workload.evaluate(model, "validation")
-        dt = time.perf_counter() - t0
-        self.eval_time_s += dt
-        met = self.spec.meets_target(metrics)
-        row = {
-            "eval": len(self.evals),
-            "step": self.step,
-            "train_time_s": self.clock.elapsed_s,
-            "wall_time_s": time.perf_counter() - self.t_start,
-            "eval_time_s": dt,
-            "split": "validation",
-            "met_target": met,
-            "loss": loss,
-            **metrics,
-        }
-        self.evals.append(row)
-        self.train_state["evals"] = tuple(MappingProxyType(r) for r in self.evals)
-        records.write_jsonl(self.run_dir / records.EVALS_JSONL, self.evals)
-        self.steps_log.flush()
-        if self.progress is not None:
-            self.progress(self.step, self.clock.elapsed_s, self.budget_s)
-        log.info(
-            "eval %d: step %d, train %.1f s, %s = %.4g (target %.4g)%s",
-            row["eval"],
-            self.step,
-            self.clock.elapsed_s,
-            self.spec.metric,
-            metrics.get(self.spec.metric, math.nan),
-            self.spec.target,
-            ", target met" if met else "",
-        )
-        if met:
-            prev = self.evals[-2]["train_time_s"] if len(self.evals) > 1 else 0.0
-            self.record.update(
-                time_to_target_s=self.clock.elapsed_s,
-                prev_eval_train_time_s=prev,
-                steps_to_target=self.step,
-            )
-        self._write_record()
-        return met
-
-    def _generators(self) -> dict[str, torch.Generator]:
-        return {"update": self.rng, "data": self.data_rng}
-
-    def _resume(self) -> None:
-        """Go on from the checkpoint of an earlier attempt; what it trained after that
-        checkpoint is lost work, recorded as wasted training time, never as training time."""
-        ckpt = checkpoint.load(self.run_dir, self.device) if self.previous else None
-        resume_s = 0.0
-        if ckpt is not None:
-            self.model, self.state = ckpt["model"], ckpt["state"]
-            checkpoint.restore_generators(self._generators(), ckpt["rng"])
-            self.clock.elapsed_s, self.step = ckpt["train_time_s"], ckpt["step"]
-            self.evals, self.eval_time_s = ckpt["evals"], ckpt["eval_time_s"]
-            self.next_eval_at = ckpt["next_eval_at"]
-            resume_s = self.clock.elapsed_s
-            log.info(
-                "resumed from the checkpoint at step %d, %.1f s of training", self.step, resume_s
-            )
-        elif self.previous:
-            log.info("no checkpoint from the earlier attempt: starting over")
-        if self.previous:
-            lost = max(0.0, float(self.previous.get("train_time_s") or 0.0) - resume_s)
-            self.record["wasted_train_s"] += lost
-            if self.record["segments"]:
-                self.record["segments"][-1]["lost_train_s"] = lost
-        self.record["segments"].append(
-            {
-                "attempt": self.record["attempts"],
-                "start_train_s": resume_s,
-                "end_train_s": resume_s,
-                "lost_train_s": 0.0,
-                "started_unix": self.record["attempt_started_unix"],
-            }
-        )
-
-    def _checkpoint(self) -> None:
-        """Off the clock, after an evaluation: everything needed to go on from here."""
-        if not self.cfg.checkpoint:
-            return
-        payload = {
-            "model": self.model,
-            "state": self.state,
-            "step": self.step,
-            "train_time_s": self.clock.elapsed_s,
-            "next_eval_at": self.next_eval_at,
-            "evals": self.evals,
-            "eval_time_s": self.eval_time_s,
-            "rng": checkpoint.generator_states(self._generators()),
-        }
-        t0 = time.perf_counter()
-        error = checkpoint.save(self.run_dir, payload)
-        self.record["checkpoint_s"] = (
-            self.record.get("checkpoint_s", 0.0) + time.perf_counter() - t0
-        )
-        if error:
-            self.record["checkpoint_error"] = error
-            log.warning("checkpoint skipped (the run cannot resume): %s", error)
-            return
-        self.record["segments"][-1]["end_train_s"] = self.clock.elapsed_s
-        self._write_record()
-
-    def _check_finite(self, model: torch.nn.Module) -> float | None:
-        """The submission's last loss (``state["loss"]``, if it reports one) and the parameters
-        must be finite; checked at each evaluation so the hot loop never synchronizes."""
-        raw = self.state.get("loss") if isinstance(self.state, Mapping) else None
-        loss = float(raw) if raw is not None else None
-        if loss is not None and not math.isfinite(loss):
-            raise TrialFailed(f"non-finite loss ({loss}) by step {self.step}")
-        for name, p in model.named_parameters():
-            if not torch.isfinite(p).all():
-                raise TrialFailed(f"non-finite parameter {name!r} by step {self.step}")
-        return loss
-
-    # -- records -------------------------------------------------------------------------
-    def _write_start(self) -> None:
+    def _identity(self) -> dict[str, Any]:
         cfg = self.cfg
-        root = str(Path(__file__).resolve().parent.parent)
-        self.record.update(
-            schema=records.SCHEMA,
+        return dict(
             workload=cfg.workload,
             variant=cfg.variant,
             submission=Path(cfg.submission).name,
@@ -577,70 +517,483 @@ class _Trial:
             config={k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
             hardware_class=self.hw,
             hardware=records.hardware_fingerprint(),
-            git=records.git_info(root),
+            git=records.git_info(str(repo_root())),
             versions=records.package_versions(),
             device=str(self.device),
-            status="running",
-            reason=None,
-            started_at=records.utcnow(),
-            attempt_started_unix=time.time(),  # this attempt's process start, sub-second
-            first_step_unix=None,  # this attempt's first training step done (setup overhead)
-            host=socket.gethostname(),
-            pid=os.getpid(),
-            ended_at=None,
-            time_to_target_s=None,
-            prev_eval_train_time_s=None,
-            steps_to_target=None,
-            attempts=1,
-            segments=[],
-            wasted_train_s=0.0,
         )
-        if self.previous:  # a requeued or restarted attempt: keep its history
-            prev = self.previous
-            self.record.update(
-                started_at=prev.get("started_at", self.record["started_at"]),
-                attempts=int(prev.get("attempts") or 1) + 1,
-                segments=list(prev.get("segments") or []),
-                wasted_train_s=float(prev.get("wasted_train_s") or 0.0),
-            )
-        self._write_record()
 
-    def _write_record(self, train_s: float | None = None) -> None:
-        clock = getattr(self, "clock", None)
-        if train_s is None:
-            train_s = clock.elapsed_s if clock else 0.0
-        spec = getattr(self, "spec", None)
-        self.record.update(
-            metric=spec.metric if spec else None,
-            direction=spec.direction if spec else None,
-            target=spec.target if spec else None,
-            train_time_s=train_s,
-            wall_time_s=self.wall_before_s + time.perf_counter() - self.t_start,
-            eval_time_s=self.eval_time_s,
-            steps=self.step,
-            s_per_step=train_s / self.step if self.step else None,
-            evals=len(self.evals),
+    # -- the clock -------------------------------------------------------------------------
+    def train_now_s(self) -> float:
+        """Training time including a running segment (exact: the referee's own clock)."""
+        return self.elapsed_s + (time.perf_counter() - self.t_go if self.t_go else 0.0)
+
+    def wall_s(self) -> float:
+        return self.wall_before_s + time.perf_counter() - self.t_start
+
+    def write(self, train_s: float | None = None) -> None:
+        self.rec.steps, self.rec.evals, self.rec.eval_time_s = (
+            self.step,
+            len(self.evals),
+            (self.eval_time_s),
         )
-        records.write_json(self.run_dir / records.RUN_JSON, self.record)
+        self.rec.write(
+            self.run_dir,
+            train_s=self.elapsed_s if train_s is None else train_s,
+            wall_s=self.wall_s(),
+        )
+
+    # -- orchestration -------------------------------------------------------------------
+    def run(self) -> RunResult:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        handler = _file_handler(self.run_dir / records.LOG_TXT)
+        log.addHandler(handler)
+        old_term = _install_sigterm()
+        _PREEMPT.clear()
+        try:
+            self.write()
+            try:
+                status, reason = self._run_guarded()
+            except BaseException as e:  # SIGINT, SIGTERM, a scheduler's exit: not a failure
+                self._interrupted(e)
+                raise
+            self._finish(status, reason)
+            if not self.cfg.keep_checkpoint and checkpoint.remove(self.run_dir):
+                log.info("checkpoint removed (the trial is finished; keep it: --keep-checkpoints)")
+        finally:
+            self._close_athlete()
+            if old_term is not None:
+                signal.signal(signal.SIGTERM, old_term)
+            log.removeHandler(handler)
+            handler.close()
+        return RunResult(self.run_dir, self.rec.status, self.rec.reason, self.rec.to_dict())
+
+    def _run_guarded(self) -> tuple[str, str | None]:
+        try:
+            self._setup()
+            return self._loop()
+        except (TrialFailed, ContractError, SearchSpaceError, KernelParityError) as e:
+            log.error("trial failed: %s", e)
+            return "failed", str(e)
+        except AthleteGone as e:
+            log.error("athlete: %s", e)
+            return "failed", str(e)
+        except Exception as e:  # the workload's or the harness's own fault: still a record
+            log.error("internal error:\n%s", traceback.format_exc())
+            return (
+                "failed",
+                f"internal error at step {self.step}: {type(e).__name__}: {e} (see log.txt)",
+            )
+
+    def _interrupted(self, e: BaseException) -> None:
+        train_s = self.train_now_s()
+        self.t_go = None
+        if self.athlete is not None:
+            self.athlete.kill()
+        self.step = max(self.step, self.athlete.steps if self.athlete else 0)
+        preempted = _PREEMPT.pop("reason", None)
+        if isinstance(e, TrialInterrupted):
+            cause = str(e)
+        elif isinstance(e, KeyboardInterrupt):
+            cause = "interrupted by SIGINT (Ctrl-C)"
+        else:
+            cause = f"interrupted: {type(e).__name__}: {e}"
+        where = (
+            f"at step {self.step}, {train_s:.1f} s of training; "
+            f"{train_s - self.ckpt_train_s:.1f} s since the last checkpoint are lost"
+        )
+        try:
+            if preempted:
+                self.rec.preempt(
+                    self.run_dir, f"{preempted} {where}", train_s=train_s, wall_s=self.wall_s()
+                )
+            else:
+                self.rec.steps = self.step
+                self.rec.interrupt(
+                    self.run_dir, f"{cause} {where}", train_s=train_s, wall_s=self.wall_s()
+                )
+            log.warning("%s %s", preempted or cause, where)
+        except Exception:  # never mask the interruption itself
+            log.error("record not written:\n%s", traceback.format_exc())
+
+    # -- setup (off the clock) -----------------------------------------------------------
+    def _setup(self) -> None:
+        cfg = self.cfg
+        self.spec = spec = get_spec(cfg.workload, cfg.variant)
+        self.rec.metric, self.rec.direction, self.rec.target = (
+            spec.metric,
+            spec.direction,
+            spec.target,
+        )
+        self.sub: SubmissionMeta = submission_meta(cfg.submission)
+        if not self.sub.supports(cfg.workload):
+            raise ContractError(
+                f"submission {cfg.submission!r} supports {list(self.sub.workloads)}, "
+                f"not {cfg.workload!r}"
+            )
+        self.hparams = SearchSpace.load(self.sub.search_space_path).resolve(cfg.hparams)
+        kind = "gpu" if self.device.type == "cuda" else "cpu"
+        self.budget_s = cfg.budget_s if cfg.budget_s is not None else spec.budget_for(kind)
+        self.eval_every_s = cfg.eval_every_s if cfg.eval_every_s is not None else spec.eval_every_s
+        self.watchdog_s = (
+            cfg.watchdog_s
+            if cfg.watchdog_s is not None
+            else max(WATCHDOG_MIN_S, WATCHDOG_BUDGET_FRACTION * self.budget_s)
+        )
+        self.rec.hparams, self.rec.budget_s, self.rec.spec = (
+            dict(self.hparams),
+            self.budget_s,
+            spec.to_dict(),
+        )
+        self.rec.submission_git = records.git_info(str(self.sub.path), scope=True)
+        self.write()
+        torch.manual_seed(derive_seed(cfg.seed, "global"))
+        self.workload = build_workload(spec, self.device)  # the referee's: it evaluates
+        self.ref_model = self.workload.init_model(make_generator(cfg.seed, "init", self.device))
+        resume = self._resume()
+        self.steps_log.start(self.step if self.step else None)
+        # WIRE: TrialMonitor (machine.TrialMonitor(self.hw, exclude_pids=...).start() here;
+        # .finish() in _finish -> self.rec.contention / self.rec.contended)
+        marker, cached = self._parity_cached()
+        self.athlete = _Athlete(
+            {
+                "workload": cfg.workload,
+                "variant": cfg.variant,
+                "hparams": dict(self.hparams),
+                "seed": cfg.seed,
+                "device": str(self.device),
+                "steps_every": cfg.steps_every,
+                "budget_s": self.budget_s,
+            }
+            | {"submission_dir": "submission", "submission_origin": str(self.sub.path)},
+            resume,
+            self.sub.path,
+        )
+        self.rec.athlete = {"pid": self.athlete.pid, "uid": self.athlete.uid or os.getuid()}
+        if self.athlete.not_dropped:
+            self.rec.athlete["privileges_kept"] = self.athlete.not_dropped
+        limit = max(self.watchdog_s, SETUP_LIMIT_S)  # imports, a cold disk, a loaded machine
+        ready = self._expect(time.perf_counter() + limit, "get ready", limit)
+        self._parity(ready.get("kernels") or [], marker, cached)
+        log.info(
+            "setup done: %s/%s %s on %s, budget %.0f s, hparams %s; athlete pid %d",
+            cfg.workload,
+            cfg.variant,
+            cfg.submission,
+            self.device,
+            self.budget_s,
+            dict(self.hparams),
+            self.athlete.pid,
+        )
+
+    def _expect(self, deadline: float, what: str, limit: float) -> dict[str, Any]:
+        msg = self.athlete.receive(deadline)
+        if msg is None:
+            self.athlete.kill()
+            raise AthleteGone(f"the athlete did not {what} within {limit:.0f} s")
+        if msg["type"] == "failed":
+            raise TrialFailed(msg["reason"])
+        return msg
+
+    def _parity_cached(self) -> tuple[Path | None, bool]:
+        """(the cache marker of this submission's kernels here, whether it holds a pass).
+        Looked up before the athlete starts: nothing the submission's code writes during
+        this trial can answer for it."""
+        key = parity_cache_key(self.sub.path, self.cfg.workload, self.device)
+        if key is None:
+            return None, True
+        marker = Path(self.cfg.runs) / ".parity" / f"{key}.json"
+        try:
+            return marker, json.loads(marker.read_text()).get("key") == key
+        except (OSError, ValueError, AttributeError):
+            return marker, False
+
+    def _parity(self, kernels: list[dict[str, Any]], marker: Path | None, cached: bool) -> None:
+        """Each of the submission's kernels for this workload, available on this device, is
+        run by the athlete on the referee's seeded inputs and compared here with the reference
+        op. A pass is cached under ``<runs>/.parity``, keyed by the content of the
+        submission's kernels folder, the reference ops' sources, versions and device; only the
+        referee writes there (the athlete works elsewhere, unprivileged when we are root)."""
+        if cached or marker is None:
+            return
+        results = []
+        for k in kernels:
+            if not k["replaces"].startswith(f"{self.cfg.workload}.") or not k["available"]:
+                continue
+            cases, payload = parity_inputs(k["replaces"], self.device)
+            self.athlete.send({"type": "parity", "kernel": k["name"]}, payload)
+            limit = max(self.watchdog_s, SETUP_LIMIT_S)
+            reply = self._expect(time.perf_counter() + limit, "answer a parity check", limit)
+            got = torch.load(io.BytesIO(reply["payloads"][0]), weights_only=True)
+            checked = parity_compare(k["name"], k["replaces"], cases, got, self.device)
+            for r in checked:
+                if not r.ok:
+                    raise KernelParityError(
+                        f"kernel {k['name']} ({k['replaces']}, {r.dtype}) fails parity: {r.detail}"
+                    )
+            results.extend(checked)
+        records.write_json(marker, {"key": marker.stem, "results": [asdict(r) for r in results]})
+
+    def _resume(self) -> bytes | None:
+        """The athlete's state from the checkpoint of an earlier attempt, or None (start over:
+        none, or unreadable). What the earlier attempt trained after that checkpoint is lost
+        work, recorded as wasted training time, never as training time."""
+        resume, resume_s = None, 0.0
+        if self.previous:
+            try:
+                ckpt = checkpoint.load(self.run_dir, torch.device("cpu"), weights_only=True)
+                if ckpt is not None and ckpt.get("format") != CHECKPOINT_FORMAT:
+                    raise ValueError(f"checkpoint format {ckpt.get('format')!r}")
+            except Exception as e:  # truncated, corrupt, an older format: start over
+                ckpt = None
+                self.rec.restarted = (
+                    f"checkpoint unreadable ({type(e).__name__}: {e}); started over"
+                )
+                log.warning("%s", self.rec.restarted)
+            if ckpt is not None:
+                resume = ckpt["athlete"]
+                self.elapsed_s, self.step = ckpt["train_time_s"], ckpt["step"]
+                self.evals, self.eval_time_s = list(ckpt["evals"]), ckpt["eval_time_s"]
+                self.next_eval_at = ckpt["next_eval_at"]
+                self.ckpt_train_s = resume_s = self.elapsed_s
+                log.info("resumed from the checkpoint at step %d, %.1f s of training",
+                         self.step, resume_s)  # fmt: skip
+            elif not self.rec.restarted:
+                log.info("no checkpoint from the earlier attempt: starting over")
+            lost = max(0.0, float(self.previous.get("train_time_s") or 0.0) - resume_s)
+            self.rec.wasted_train_s += lost
+            if self.rec.segments:
+                self.rec.segments[-1]["lost_train_s"] = lost
+        self.rec.segments.append(
+            {
+                "attempt": self.rec.attempts,
+                "start_train_s": resume_s,
+                "end_train_s": resume_s,
+                "lost_train_s": 0.0,
+                "started_unix": self.rec.attempt_started_unix,
+            }
+        )
+        return resume
+
+    # -- the loop ------------------------------------------------------------------------
+    def _loop(self) -> tuple[str, str | None]:
+        ath, cfg = self.athlete, self.cfg
+        beat = [time.perf_counter()]
+
+        def tick() -> None:  # while the athlete trains: progress and heartbeat, off its clock
+            now = time.perf_counter()
+            if self.progress is not None:
+                self.progress(ath.steps, self.train_now_s(), self.budget_s)
+            if now - beat[0] > HEARTBEAT_S:
+                self.step = ath.steps
+                self.write(self.train_now_s())
+                beat[0] = now
+
+        while True:
+            stop_at = min(self.next_eval_at, self.budget_s)
+            wants_ckpt = cfg.checkpoint and self.next_eval_at < self.budget_s
+            if ath.stopped:
+                ath.resume()
+            ath.send(
+                {
+                    "type": "go",
+                    "train_time_s": self.elapsed_s,
+                    "evals": self.evals,
+                    "until_step": cfg.max_steps,
+                }
+            )
+            seg_start = self.elapsed_s
+            self.t_go = t0 = time.perf_counter()  # clock starts
+            msg = ath.receive(t0 + max(0.0, stop_at - self.elapsed_s), tick)
+            if msg is None:  # time for a boundary: ask, and wait at most the watchdog
+                ath.send({"type": "pause", "checkpoint": wants_ckpt})
+                msg = ath.receive(time.perf_counter() + self.watchdog_s, tick)
+                if msg is None:
+                    self.elapsed_s = self.train_now_s()
+                    self.t_go = None
+                    self.step = ath.steps
+                    ath.kill()
+                    return "failed", (
+                        f"no step boundary within {self.watchdog_s:.0f} s at step {self.step} "
+                        "(killed by the watchdog)"
+                    )
+            t1 = time.perf_counter()  # clock stops: the boundary is in
+            ath.stop()
+            self.elapsed_s += t1 - t0
+            self.t_go = None
+            if msg["type"] == "failed":
+                self.step = max(self.step, int(msg.get("step") or 0))
+                return "failed", msg["reason"]
+            outcome = self._boundary(msg, seg_start)
+            if outcome is not None:
+                return outcome
+
+    def _boundary(self, msg: dict[str, Any], seg_start: float) -> tuple[str, str | None] | None:
+        """Off the clock, with the athlete stopped: steps.csv rows, finiteness, evaluation,
+        checkpoint. Returns the trial's end, or None to go on."""
+        self.step = int(msg["step"])
+        if self.rec.first_step_unix is None:
+            self.rec.first_step_unix = time.time()
+        rows = msg.get("rows") or []
+        for i, (step, since_go, loss, lr) in enumerate(rows):
+            t = self.elapsed_s if i == len(rows) - 1 and step == self.step else None
+            if t is None:
+                t = min(seg_start + float(since_go), self.elapsed_s)
+            self.steps_log.add(int(step), t, {"loss": loss, "lr": lr})
+        if self.elapsed_s >= self.budget_s:
+            return "budget_exhausted", None  # no evaluation once the budget is spent
+        done = bool(msg.get("done"))
+        max_hit = self.cfg.max_steps is not None and self.step >= self.cfg.max_steps
+        if done or max_hit or self.elapsed_s >= self.next_eval_at - 1e-9:
+            met = self._evaluate(msg)
+            if met:
+                return "reached_target", None
+            if done:
+                return "complete", "the submission ended training before reaching the target"
+            if max_hit:
+                return "complete", f"stopped after max_steps={self.cfg.max_steps} steps"
+            self.next_eval_at = self.elapsed_s + self.eval_every_s
+            self._checkpoint(msg)
+            return None
+        if self.progress is not None:
+            self.progress(self.step, self.elapsed_s, self.budget_s)
+        return None
+
+    def _evaluate(self, msg: dict[str, Any]) -> bool:
+        t0 = time.perf_counter()
+        loss = msg.get("loss")
+        loss = float(loss) if loss is not None else None
+        if loss is not None and not math.isfinite(loss):
+            raise TrialFailed(f"non-finite loss ({loss}) by step {self.step}")
+        state = _load_state(msg["payloads"][0], self.device)
+        try:
+            self.ref_model.load_state_dict(state, strict=True)
+        except RuntimeError as e:
+            raise ContractError(
+                f"the {self.cfg.workload} model must keep the workload's architecture and "
+                f"parameter names: {e}"
+            ) from None
+        for name, p in self.ref_model.named_parameters():
+            if not torch.isfinite(p).all():
+                raise TrialFailed(f"non-finite parameter {name!r} by step {self.step}")
+        self.eval_state = state
+        self.ref_model.eval()
+        with torch.no_grad():
+            metrics = self.workload.evaluate(self.ref_model, "validation")
+        dt = time.perf_counter() - t0
+        self.eval_time_s += dt
+        met = self.spec.meets_target(metrics)
+        row = {
+            "eval": len(self.evals),
+            "step": self.step,
+            "train_time_s": self.elapsed_s,
+            "wall_time_s": time.perf_counter() - self.t_start,
+            "eval_time_s": dt,
+            "split": "validation",
+            "met_target": met,
+            "loss": loss,
+            **metrics,
+        }
+        self.evals.append(row)
+        records.write_jsonl(self.run_dir / records.EVALS_JSONL, self.evals)
+        self.steps_log.flush()
+        if self.progress is not None:
+            self.progress(self.step, self.elapsed_s, self.budget_s)
+        log.info(
+            "eval %d: step %d, train %.1f s, %s = %.4g (target %.4g)%s",
+            row["eval"],
+            self.step,
+            self.elapsed_s,
+            self.spec.metric,
+            metrics.get(self.spec.metric, math.nan),
+            self.spec.target,
+            ", target met" if met else "",
+        )
+        if met:
+            prev = self.evals[-2]["train_time_s"] if len(self.evals) > 1 else 0.0
+            self.rec.time_to_target_s = self.elapsed_s
+            self.rec.prev_eval_train_time_s = prev
+            self.rec.steps_to_target = self.step
+        self.write()
+        return met
+
+    def _checkpoint(self, msg: dict[str, Any]) -> None:
+        """Off the clock, after an evaluation: the athlete's state (opaque bytes) and the
+        referee's own, written atomically."""
+        if not self.cfg.checkpoint:
+            return
+        error = msg.get("checkpoint_error")
+        if error is None and len(msg["payloads"]) < 2:
+            error = "the athlete sent no checkpoint"
+        if error is None:
+            payload = {
+                "format": CHECKPOINT_FORMAT,
+                "athlete": msg["payloads"][1],
+                "step": self.step,
+                "train_time_s": self.elapsed_s,
+                "next_eval_at": self.next_eval_at,
+                "evals": self.evals,
+                "eval_time_s": self.eval_time_s,
+            }
+            t0 = time.perf_counter()
+            error = checkpoint.save(self.run_dir, payload)
+            self.rec.checkpoint_s += time.perf_counter() - t0
+        if error:
+            self.rec.checkpoint_error = error
+            log.warning("checkpoint skipped (the run cannot resume): %s", error)
+            return
+        self.ckpt_train_s = self.elapsed_s
+        self.rec.segments[-1]["end_train_s"] = self.elapsed_s
+        self.write()
+
+    def _close_athlete(self) -> None:
+        if self.athlete is None:
+            return
+        info = self.athlete.close()
+        self.rec.athlete.update(info)
+        tail = self.athlete.log_tail().strip()
+        if tail:
+            log.info("athlete output (pid %d):\n%s", info["pid"], tail)
+        self.athlete.remove()
+        self.athlete = None
 
     def _finish(self, status: str, reason: str | None) -> None:
+        self.t_go = None
         try:
             self.steps_log.flush()
         except Exception:  # observability only: never fails a trial
             log.error("steps.csv not written:\n%s", traceback.format_exc())
-        if status != "failed" and self.cfg.final_test_eval:
+        self._close_athlete()
+        if status != "failed" and self.cfg.final_test_eval and self.eval_state is not None:
             try:
+                self.ref_model.load_state_dict(self.eval_state, strict=True)
                 with torch.no_grad():
-                    model = getattr(self, "eval_model", self.model)
-                    self.record["test_metrics"] = self.workload.evaluate(model, "test")
+                    self.rec.test_metrics = self.workload.evaluate(self.ref_model.eval(), "test")
             except Exception as e:  # analysis only: never fails a finished trial
                 log.error("test evaluation failed:\n%s", traceback.format_exc())
-                self.record["test_metrics"] = {"error": f"{type(e).__name__}: {e}"}
-        if self.record["segments"] and hasattr(self, "clock"):
-            self.record["segments"][-1]["end_train_s"] = self.clock.elapsed_s
-        self.record.update(status=status, reason=reason, ended_at=records.utcnow())
-        self._write_record()
+                self.rec.test_metrics = {"error": f"{type(e).__name__}: {e}"}
+        self.rec.steps, self.rec.evals, self.rec.eval_time_s = (
+            self.step,
+            len(self.evals),
+            self.eval_time_s,
+        )
+        self.rec.finish(self.run_dir, status, reason, train_s=self.elapsed_s, wall_s=self.wall_s())
         log.info("finished: %s%s -> %s", status, f" ({reason})" if reason else "", self.run_dir)
+
+
+def _install_sigterm():
+    """SIGTERM raises TrialInterrupted in the main thread where nobody handles it yet (the
+    default would end the process with no record); a handler already there (e.g. submitit's,
+    which checkpoints and requeues) is left alone. Returns the handler to restore, or None."""
+    try:
+        if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
+            return None
+
+        def handler(signum, frame):
+            raise TrialInterrupted(signum)
+
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: the caller's own handling stands
+        return None
 
 
 def _file_handler(path: Path) -> logging.Handler:

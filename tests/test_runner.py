@@ -181,14 +181,12 @@ def test_unknown_names_give_clear_errors(tmp_path, capsys):
 
 
 def test_same_seed_same_record(tmp_path):
-    a = run_trial(
-        RunConfig("ldpc", "nms_baseline", variant="smoke", runs=tmp_path / "a", budget_s=0.5)
-    )
-    b = run_trial(
-        RunConfig("ldpc", "nms_baseline", variant="smoke", runs=tmp_path / "b", budget_s=0.5)
-    )
+    def cfg(runs):  # bounded by steps: an evaluation after each of the first 4 steps
+        return RunConfig("ldpc", "nms_baseline", variant="smoke", runs=runs, budget_s=600.0,
+                         eval_every_s=0.0, max_steps=4, final_test_eval=False)  # fmt: skip
+
+    a, b = run_trial(cfg(tmp_path / "a")), run_trial(cfg(tmp_path / "b"))
     ea, eb = _evals(a.run_dir), _evals(b.run_dir)
-    n = min(len(ea), len(eb))
-    # same seed: the same evaluation frames, and the same metric where the steps coincide
-    same_step = [(x, y) for x, y in zip(ea[:n], eb[:n], strict=True) if x["step"] == y["step"]]
-    assert same_step and all(x["fer"] == y["fer"] for x, y in same_step)
+    assert [x["step"] for x in ea] == [x["step"] for x in eb] == [1, 2, 3, 4]
+    # same seed: the same evaluation frames and the same weights, so the same metric
+    assert all(x["fer"] == y["fer"] for x, y in zip(ea, eb, strict=True))
