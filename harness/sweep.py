@@ -2,7 +2,9 @@
 
 A sweep is re-runnable: a trial whose record is finished is skipped, never rerun or rewritten.
 A trial left ``running`` by a process that died is moved aside (kept as evidence, renamed
-``trial_<t>.interrupted-<time>``) and run again.
+``trial_<t>.interrupted-<time>``) and run again. A finished trial recorded ``contended`` (its
+machine was slow or shared, ``harness.machine``) is moved aside as ``trial_<t>.contended-<time>``
+and run again.
 """
 
 from __future__ import annotations
@@ -124,6 +126,9 @@ def split_pending(jobs: list[Job], dry_run: bool = False) -> tuple[list[Job], li
     todo, done = [], []
     for job in jobs:
         d = job.run_dir(hw)
+        if _rerun_contended(job, d, dry_run):
+            todo.append(job)
+            continue
         if records.is_finished(d) or records.writer_alive(d):
             done.append(job)
             continue
@@ -134,6 +139,23 @@ def split_pending(jobs: list[Job], dry_run: bool = False) -> tuple[list[Job], li
             log.warning("%s: unfinished record moved aside to %s", job.label, aside)
         todo.append(job)
     return todo, done
+
+
+def _rerun_contended(job: Job, d: Path, dry_run: bool) -> bool:
+    """A finished trial recorded ``contended`` (harness.machine) is pending: its record is moved
+    aside (``trial_<t>.contended-<time>``, kept as evidence, never deleted) and it runs again."""
+    try:
+        run = records.read_run(d)
+    except (OSError, ValueError):
+        return False
+    if run.get("status") not in records.FINISHED or run.get("contended") is not True:
+        return False
+    if not dry_run:
+        stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+        aside = d.with_name(f"{d.name}.contended-{stamp}")
+        d.rename(aside)
+        log.warning("%s: contended record moved aside to %s; re-running", job.label, aside)
+    return True
 
 
 def run_job(job: Job, progress: ProgressFn | None = None) -> RunResult:
