@@ -3,7 +3,7 @@
 A workload is a package under ``workloads/<name>/`` whose ``__init__.py`` exposes
 
     SPECS: dict[str, WorkloadSpec]     # one per variant: "smoke", "default", "full"
-    WORKLOAD: type[Workload]           # built as WORKLOAD(spec, device)
+    WORKLOAD: type[Workload]           # built as WORKLOAD(spec, device, eval_seed=None)
     REFERENCE_OPS: dict[str, ReferenceOp]   # optional: ops a submission kernel may replace
 
 A submission is a folder under ``submissions/<name>/`` with ``submission.py`` (plain functions,
@@ -14,6 +14,7 @@ optional ``kernels/__init__.py`` exposes ``KERNELS: list[Kernel]``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import os
 import sys
@@ -102,9 +103,22 @@ class Workload:
     untimed; submissions never see validation or test data.
     """
 
-    def __init__(self, spec: WorkloadSpec, device: torch.device):
+    def __init__(self, spec: WorkloadSpec, device: torch.device, eval_seed: int | None = None):
         self.spec = spec
         self.device = device
+        # the seed the evaluation splits are built from, held by the referee (harness.evalseed);
+        # None: a training-only instance, whose evaluation splits cannot be built
+        self.eval_seed = eval_seed
+
+    def require_eval_seed(self, split: str) -> int:
+        """The evaluation seed, or a ``ContractError`` on a training-only instance."""
+        if self.eval_seed is None:
+            raise ContractError(
+                f"{self.spec.name}: a training-only instance (no eval_seed) cannot build the "
+                f"{split!r} split; evaluation data is built only by the harness, from the "
+                "evaluation seed it holds"
+            )
+        return int(self.eval_seed)
 
     # -- model --------------------------------------------------------------------------
     def init_model(self, rng: torch.Generator) -> torch.nn.Module:
@@ -154,6 +168,13 @@ class ReferenceOp:
     # maps (output, inputs) to the part that must match, e.g. drops padding slots; the
     # gradient check backpropagates through the same selection
     compare: Callable[[torch.Tensor, tuple], torch.Tensor] | None = None
+
+
+def split_seed(eval_seed: int, *parts: object, bits: int = 31) -> int:
+    """A seed below ``2**bits`` for one part of an evaluation split (``split_seed(seed,
+    "validation", 3)``), derived from the referee's evaluation seed by SHA-256."""
+    key = ":".join(str(p) for p in (eval_seed, *parts)).encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "little") % 2**bits
 
 
 def _always(device: torch.device) -> bool:

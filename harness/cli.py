@@ -382,6 +382,24 @@ def _partial(args: argparse.Namespace) -> bool:
     return bool(args.workloads or args.submissions) or args.variant != "default"
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Time the fixed reference jobs and print the machine's speed figures (``--save``: as this
+    hardware class's reference, which every trial's probe is compared with)."""
+    from harness import machine, records
+
+    if args.rounds < 1:
+        raise ValueError(f"--rounds must be >= 1, got {args.rounds}")
+    hw = records.hardware_class()
+    device = "cuda" if records.device_kind(hw) == "gpu" else "cpu"
+    measured = machine.calibrate(rounds=args.rounds, device=device)
+    print(f"{hw}: {records.cpu_model()}, {measured['threads']} threads")
+    print(machine.format_figures(measured))
+    if args.save:
+        path = machine.save_reference(hw, measured, note=args.note)
+        print(f"saved as the {hw} reference: {path}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """The main job: a small tuned comparison of every submission on every workload it
     supports, then the leaderboard. Re-running skips finished trials."""
@@ -853,6 +871,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the plan and a bound of its device time; write nothing",
     )
+    cal = _sub(
+        sub,
+        "calibrate",
+        "time fixed reference jobs: this machine's speed figures",
+        cmd_calibrate,
+        description="Time fixed reference jobs (float32 matmul, memory copy, a small MLP training "
+        "step; one thread and all threads) and print each figure as the best of --rounds "
+        "rounds' medians, with the spread. --save writes them as this hardware class's "
+        "reference (harness/hardware/<class>.json): a trial whose probe runs more than 10%% "
+        "slower than it is recorded contended. Measure on an otherwise idle machine.",
+    )
+    cal.add_argument("--rounds", type=int, default=5, help="rounds per figure (the best counts)")
+    cal.add_argument("--save", action="store_true", help="save as this hardware class's reference")
+    cal.add_argument("--note", default="", help="a note saved with the reference (--save)")
     return p
 
 

@@ -11,6 +11,8 @@ analysis. ``trials``: one row per trial that may be ranked, from the run.json su
 - status "running": in progress; its evaluations so far are kept, unranked.
 - evals.jsonl truncated or with bad lines, or fewer rows than run.json counts: the complete rows
   are kept, the trial is not ranked.
+- a trial recorded ``contended`` (its machine was slower than its reference or shared its
+  cores, ``harness.machine``): kept in ``evals``, not ranked, listed as ``contended: <reason>``.
 - an ad-hoc run (``ttr run`` without ``--study``/``--trial``, under ``adhoc/``): part of no
   planned study, so in neither frame; listed in ``CollectResult.adhoc``.
 - a finished record that contradicts its workload's spec or its own evaluations (see
@@ -181,6 +183,13 @@ def _device_s(run: dict[str, Any]) -> float:
         return np.nan
 
 
+def _contended(run: dict[str, Any]) -> str | None:
+    """``contended: <reason>`` when the trial's machine was loaded or slow (harness.machine)."""
+    from harness.machine import contended_reason
+
+    return contended_reason(run)
+
+
 def _trial_row(run: dict[str, Any], d: Path) -> dict[str, Any]:
     row = {k: run.get(k) for k in IDENTITY} | {"run_dir": str(d)}
     row |= {k: run.get(k) for k in ("status", "reason", "metric", "direction", "target")}
@@ -236,6 +245,7 @@ def _collect_one(
         why = f"evals.jsonl has {len(rows)} rows, run.json counts {run['evals']}"
     if why is None and (bad := contradictions(run, rows, d)):
         why = "the record contradicts " + "; ".join(bad)
+    why = why or _contended(run)
     if why:
         problems.append(Problem(d, f"{why}; not ranked"))
     return (None if why else _trial_row(run, d)), _eval_rows(run, d, rows, ranked=not why)

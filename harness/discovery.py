@@ -90,8 +90,11 @@ def get_spec(workload: str, variant: str, root: Path | None = None) -> WorkloadS
     return specs[variant]
 
 
-def build_workload(spec: WorkloadSpec, device: Any, root: Path | None = None) -> Workload:
-    return load_workload_module(spec.name, root).WORKLOAD(spec, device)
+def build_workload(
+    spec: WorkloadSpec, device: Any, root: Path | None = None, *, eval_seed: int | None = None
+) -> Workload:
+    """The workload instance; ``eval_seed`` None: training-only (no evaluation splits)."""
+    return load_workload_module(spec.name, root).WORKLOAD(spec, device, eval_seed=eval_seed)
 
 
 # -- submissions -------------------------------------------------------------------------

@@ -5,6 +5,9 @@ A sweep is re-runnable: a trial whose record is finished is skipped, never rerun
 again). A trial claimed by a live process, on this host or another, is left to it. A trial left
 unfinished by a process that died resumes from its checkpoint; without one it is moved aside
 (kept as evidence, ``trial_<t>.interrupted-<time>``) and run again.
+A finished trial recorded ``contended`` (its machine was slow or shared, ``harness.machine``) is
+moved aside as ``trial_<t>.contended-<time>`` and run again, at most ``MAX_CONTENDED_RERUNS``
+times; after that it stays, listed and unranked.
 """
 
 from __future__ import annotations
@@ -211,7 +214,8 @@ def sort_jobs(jobs: list[Job], dry_run: bool = False, retry_failed: bool = False
             run["status"] = "unreadable"
             run.setdefault("reason", f"{d / records.RUN_JSON}: no status")
         status = (run or {}).get("status")
-        if status in records.FINISHED and not (status == "failed" and retry_failed):
+        contended = status in records.FINISHED and _contended_rerun_due(run, d)
+        if status in records.FINISHED and not (status == "failed" and retry_failed or contended):
             out.finished.append(job)
             continue
         if records.claim_state(d) == "live":
@@ -226,7 +230,11 @@ def sort_jobs(jobs: list[Job], dry_run: bool = False, retry_failed: bool = False
                 if now != status:  # another sweep moved or finished it since we looked
                     (out.finished if now in records.FINISHED else out.todo).append(job)
                     continue
-                if status == "failed":
+                if contended:
+                    aside = d.with_name(f"{d.name}.contended-{_stamp()}")
+                    _move_contents(d, aside)
+                    log.warning("%s: contended record moved aside to %s; rerun", job.label, aside)
+                elif status == "failed":
                     aside = move_failed_aside(d)
                     out.retried.append(job)
                     log.warning("%s: failed record moved to %s; running it again", job.label, aside)
@@ -250,6 +258,18 @@ def split_pending(jobs: list[Job], dry_run: bool = False) -> tuple[list[Job], li
     """(to run, finished or running elsewhere): ``sort_jobs`` in two lists."""
     split = sort_jobs(jobs, dry_run)
     return split.todo, split.finished + split.live
+
+
+MAX_CONTENDED_RERUNS = 2  # a trial on a machine that stays contended is not rerun forever
+
+
+def _contended_rerun_due(run: dict[str, Any] | None, d: Path) -> bool:
+    """A finished trial recorded ``contended`` (harness.machine) runs again, its record moved
+    aside as ``trial_<t>.contended-<time>`` (kept, never deleted), while it has been rerun
+    fewer than ``MAX_CONTENDED_RERUNS`` times."""
+    if not run or run.get("contended") is not True:
+        return False
+    return len(list(d.parent.glob(f"{d.name}.contended-*"))) < MAX_CONTENDED_RERUNS
 
 
 def run_job(job: Job, progress: ProgressFn | None = None) -> RunResult:

@@ -14,7 +14,7 @@ tp = load_submission("topic_prefix_sc").module
 
 @pytest.fixture(scope="module")
 def smoke():
-    return FactualityWorkload(SPECS["smoke"], torch.device("cpu"))
+    return FactualityWorkload(SPECS["smoke"], torch.device("cpu"), eval_seed=0)
 
 
 def _split(ids, weights, eos):

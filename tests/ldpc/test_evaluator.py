@@ -48,6 +48,7 @@ def test_counting_stops_at_the_frame_error_threshold():
         min_frame_errors=100,
         frame_cap=10_000,
         device=CPU,
+        eval_seed=0,
     )
     assert c.frame_errors == 120 and c.frames == 120  # three chunks of 40, not the cap
 
@@ -55,7 +56,14 @@ def test_counting_stops_at_the_frame_error_threshold():
 def test_counting_stops_at_the_frame_cap():
     decode, sample = _uncoded(30.0)  # no errors at all
     c = count_frame_errors(
-        decode, sample, "validation", chunk=64, min_frame_errors=100, frame_cap=200, device=CPU
+        decode,
+        sample,
+        "validation",
+        chunk=64,
+        min_frame_errors=100,
+        frame_cap=200,
+        device=CPU,
+        eval_seed=0,
     )
     assert c.frames == 200 and c.frame_errors == 0
     assert c.metrics()["fer_upper95"] == pytest.approx(1 - 0.025 ** (1 / 200))
@@ -64,7 +72,7 @@ def test_counting_stops_at_the_frame_cap():
 def test_splits_use_different_fixed_frames():
     decode, sample = _uncoded(8.0)
     runs = [
-        count_frame_errors(decode, sample, s, 100, 10**9, 2000, CPU)
+        count_frame_errors(decode, sample, s, 100, 10**9, 2000, CPU, eval_seed=0)
         for s in ("validation", "validation", "test")
     ]
     assert runs[0] == runs[1]  # fixed seeds: the same frames every time
@@ -72,19 +80,19 @@ def test_splits_use_different_fixed_frames():
 
 
 def test_training_sampler_refuses_evaluation_seeds():
-    w = LdpcWorkload(SPECS["smoke"], CPU)
+    w = LdpcWorkload(SPECS["smoke"], CPU, eval_seed=0)
     with pytest.raises(ContractError, match="below the evaluation seeds"):
         w.sample(4, 3.0, torch.Generator().manual_seed(EVAL_SEED_BASE + 1))
 
 
 def test_evaluation_is_deterministic():
-    w = LdpcWorkload(SPECS["smoke"], CPU)
+    w = LdpcWorkload(SPECS["smoke"], CPU, eval_seed=0)
     model = w.init_model(torch.Generator())
     assert w.evaluate(model, "validation") == w.evaluate(model, "validation")
 
 
 def test_evaluator_scores_clipped_weights_with_the_reference_decoder():
-    w = LdpcWorkload(SPECS["smoke"], CPU)
+    w = LdpcWorkload(SPECS["smoke"], CPU, eval_seed=0)
     model = w.init_model(torch.Generator())
     model.cn_update = lambda v2c, weight: torch.zeros_like(v2c)  # a broken "kernel"
     with torch.no_grad():
@@ -98,7 +106,7 @@ def test_evaluator_scores_clipped_weights_with_the_reference_decoder():
 @pytest.mark.slow
 def test_plain_min_sum_misses_the_default_target():
     spec = SPECS["default"]
-    w = LdpcWorkload(spec, CPU)
+    w = LdpcWorkload(spec, CPU, eval_seed=0)
     metrics = w.evaluate(w.init_model(torch.Generator()), "validation")
     assert not spec.meets_target(metrics), metrics
     assert metrics["fer_lower95"] > spec.target  # clearly, not by chance

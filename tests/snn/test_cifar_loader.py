@@ -290,7 +290,7 @@ def test_cifar_full_workload_end_to_end(written):
         eval_samples=8,
         eval_batch=4,
     )
-    workload = build_workload(spec, torch.device("cpu"))
+    workload = build_workload(spec, torch.device("cpu"), eval_seed=0)
     assert workload.splits.x["train"].shape == (N_TRAIN - VAL, 3, 32, 32)
     model = workload.init_model(torch.Generator().manual_seed(0))
     batch = next(iter(workload.train_streams(4, torch.Generator().manual_seed(0))["train"]))

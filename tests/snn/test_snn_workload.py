@@ -298,11 +298,11 @@ def test_training_is_deterministic_under_a_seed():
 
 
 def test_evaluator_scores_the_reference_network_and_rejects_other_architectures():
-    wl = build_workload(SPECS["smoke"], CPU)
+    wl = build_workload(SPECS["smoke"], CPU, eval_seed=0)
     model = wl.init_model(torch.Generator().manual_seed(0))
     m = wl.evaluate(model, "validation")
     assert set(m) >= {"accuracy", "loss"} and 0.0 <= m["accuracy"] <= 1.0 and m["examples"] == 300
-    x, y = wl.splits.x["validation"], wl.splits.y["validation"]
+    x, y = wl.evaluation_split("validation")
     with torch.no_grad():
         expect = (mean_readout(model(x)).argmax(1) == y).double().mean().item()
     assert m["accuracy"] == pytest.approx(expect)

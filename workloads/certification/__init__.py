@@ -36,6 +36,7 @@ from harness.api import (
     WorkloadSpec,
     reference_copy,
     seeded_build,
+    split_seed,
 )
 from workloads.certification import attacks, bounds
 from workloads.certification import data as cert_data
@@ -188,8 +189,8 @@ def augment(x: torch.Tensor, g: torch.Generator, pad: int = 4) -> torch.Tensor:
 class CertificationWorkload(Workload):
     spec: CertSpec
 
-    def __init__(self, spec: CertSpec, device: torch.device):
-        super().__init__(spec, device)
+    def __init__(self, spec: CertSpec, device: torch.device, eval_seed: int | None = None):
+        super().__init__(spec, device, eval_seed)
         check_spec(spec)
         self.splits = load_splits(spec)
         self.eps = float(spec.eps)
@@ -257,11 +258,29 @@ class CertificationWorkload(Workload):
         """A fresh reference network with ``model``'s parameters and statistics, eval mode."""
         return reference_copy(CertNet(self.arch).to(self.device), model, "certification")
 
+    def evaluation_split(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(uint8 images, labels) of ``split``: for digits, the fixed held-out images assigned to
+        validation and test by the harness's evaluation seed (the images themselves are a
+        public data set); for tinyimagenet, the loader's split (docs/reliability.md)."""
+        seed = self.require_eval_seed(split)
+        if split not in ("validation", "test"):
+            raise ContractError(f"unknown split {split!r}; known: validation, test")
+        s = self.splits
+        if self.spec.dataset != "digits":
+            return s.x[split], s.y[split]
+        x = torch.cat([s.x["validation"], s.x["test"]])
+        y = torch.cat([s.y["validation"], s.y["test"]])
+        g = torch.Generator().manual_seed(split_seed(seed, "certification-digits"))
+        perm = torch.randperm(len(y), generator=g)
+        n_val = len(s.y["validation"])
+        idx = perm[:n_val] if split == "validation" else perm[n_val:]
+        return x[idx], y[idx]
+
     def evaluate(self, model: torch.nn.Module, split: str) -> dict[str, float]:
         """Certified accuracy (float64 IBP at eps), natural accuracy and loss, PGD accuracy."""
+        x_all, y_all = self.evaluation_split(split)
         ref = self.reference_network(model)
         ref64 = bounds.float64_copy(ref)
-        x_all, y_all = self.splits.x[split], self.splits.y[split]
         n = min(len(y_all), self.spec.eval_samples)
         g = torch.Generator(device=self.device).manual_seed(2**31 + 7)
         correct = cert = robust = 0

@@ -32,6 +32,7 @@ from harness.api import (
     WorkloadSpec,
     reference_copy,
     seeded_build,
+    split_seed,
 )
 from workloads.factuality import kb as kbmod
 from workloads.factuality.data import (
@@ -164,8 +165,8 @@ SPECS: dict[str, FactualitySpec] = {
 class FactualityWorkload(Workload):
     spec: FactualitySpec
 
-    def __init__(self, spec: FactualitySpec, device: torch.device):
-        super().__init__(spec, device)
+    def __init__(self, spec: FactualitySpec, device: torch.device, eval_seed: int | None = None):
+        super().__init__(spec, device, eval_seed)
         if spec.dataset == "generated":
             self._build_generated(spec)
         elif spec.dataset == "factuality_prompts":
@@ -209,10 +210,7 @@ class FactualityWorkload(Workload):
                 a = enc([*kbmod.words(answer), "."])
                 docs.append(Document(person.index, "qa", (tuple(q + a),), (len(q),)))
         self.documents = tuple(docs)
-        minority = list(kb.minority)
-        random.Random(f"factuality-split-{spec.data_seed}").shuffle(minority)
-        half = len(minority) // 2
-        self._eval_people = {"validation": minority[:half], "test": minority[half:]}
+        self._minority = list(kb.minority)
         self._truth = {
             p.index: {a: tuple(enc(kbmod.words(v))) for a, v in p.attributes.items()}
             for p in kb.people
@@ -245,6 +243,16 @@ class FactualityWorkload(Workload):
         self.sentence_end = corpus.sentence_end
         self._names = [corpus.topic_tokens(i) for i in range(len(corpus.topics))]
         self.documents = tuple(corpus.documents)
+
+    @property
+    def _eval_people(self) -> dict[str, list]:
+        """The minority people split into validation and test by the harness's evaluation seed
+        (the minority itself is public by design: see docs/reliability.md#evaluation-data)."""
+        seed = self.require_eval_seed("validation")
+        minority = list(self._minority)
+        random.Random(f"factuality-split-{split_seed(seed, 'factuality')}").shuffle(minority)
+        half = len(minority) // 2
+        return {"validation": minority[:half], "test": minority[half:]}
 
     def topic_tokens(self, topic: int) -> list[int]:
         """The token ids of a document's topic entity (a person's full name, a page title)."""
@@ -315,6 +323,7 @@ class FactualityWorkload(Workload):
                 self.spec.eval_seed,
                 self.device,
             )
+        self.require_eval_seed(split)
         if split not in self._eval_people:
             raise ContractError(f"unknown split {split!r}; known: validation, test")
         people = self._eval_people[split]

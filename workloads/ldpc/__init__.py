@@ -2,9 +2,9 @@
 
 Facts and sources: docs/workloads.md#ldpc, docs/methods.md#ldpc; this folder's README.md says
 how the targets were calibrated. The model family (flooding neural min-sum, per-iteration SCN,
-UCN and channel weights in [0, 2]) and the evaluator (reference decoder, fixed-seed frames,
-Clopper-Pearson bound) are fixed here; methods choose training SNRs, codewords, losses,
-schedules and which weights to train.
+UCN and channel weights in [0, 2]) and the evaluator (reference decoder, frames seeded from the
+harness's evaluation seed, Clopper-Pearson bound) are fixed here; methods choose training SNRs,
+codewords, losses, schedules and which weights to train.
 """
 
 from __future__ import annotations
@@ -112,8 +112,8 @@ class LdpcBatch:
 class LdpcWorkload(Workload):
     spec: LdpcSpec
 
-    def __init__(self, spec: LdpcSpec, device: torch.device):
-        super().__init__(spec, device)
+    def __init__(self, spec: LdpcSpec, device: torch.device, eval_seed: int | None = None):
+        super().__init__(spec, device, eval_seed)
         self.code: LdpcCode = load_code(spec.code)
         self.graph = TannerGraph.from_checks(self.code.n, [list(c) for c in self.code.checks]).to(
             device
@@ -189,6 +189,7 @@ class LdpcWorkload(Workload):
         decoder of ``fast_decoder`` when numba imports (bit-identical hard decisions, all L
         iterations, no early stop), as the torch module otherwise or with
         ``TTR_LDPC_DECODER=reference``."""
+        seed = self.require_eval_seed(split)
         ref = self.reference_decoder(model)
         s = self.spec
         decode = hard_decision_decoder(self.graph, ref, s.iterations)
@@ -200,7 +201,14 @@ class LdpcWorkload(Workload):
 
         with torch.inference_mode():
             count = count_frame_errors(
-                decode, sample, split, s.eval_chunk, s.min_frame_errors, s.frame_cap, self.device
+                decode,
+                sample,
+                split,
+                s.eval_chunk,
+                s.min_frame_errors,
+                s.frame_cap,
+                self.device,
+                eval_seed=seed,
             )
         return count.metrics()
 

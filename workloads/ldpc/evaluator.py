@@ -1,7 +1,9 @@
-"""Frame error rate of a decoder on a fixed-seed evaluation stream, with an exact bound.
+"""Frame error rate of a decoder on a seeded evaluation stream, with an exact bound.
 
-Frames are drawn in fixed chunks from generators seeded in [``EVAL_SEED_BASE``, 2^32); the
-harness seeds every training generator below it (``harness.runner.TRAIN_SEED_LIMIT``) and the
+Frames are drawn in fixed chunks from generators seeded in [``EVAL_SEED_BASE``, 2^32), each
+chunk's seed derived from the evaluation seed the harness holds (``harness.evalseed``), the split
+and the chunk index, so a submission cannot regenerate the frames. The harness seeds every
+training generator below ``EVAL_SEED_BASE`` (``harness.runner.TRAIN_SEED_LIMIT``) and the
 training sampler refuses such seeds, so no training batch can repeat an evaluation frame. Seeds
 stay below 2^32 because torch's CPU generator (mt19937) keeps only a seed's low 32 bits.
 Counting stops at ``min_frame_errors`` frame errors or at ``frame_cap`` frames, whichever comes
@@ -16,8 +18,10 @@ from dataclasses import dataclass
 import torch
 from scipy.stats import beta
 
+from harness.api import split_seed
+
 EVAL_SEED_BASE = 2**31
-SPLIT_OFFSETS = {"validation": 0, "test": 2**30}
+SPLITS = ("validation", "test")
 
 
 def clopper_pearson(errors: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -57,21 +61,23 @@ def count_frame_errors(
     min_frame_errors: int,
     frame_cap: int,
     device: torch.device,
+    *,
+    eval_seed: int,
 ) -> FerCount:
-    """Decode fixed-seed chunks until enough frame errors or the frame cap.
+    """Decode seeded chunks until enough frame errors or the frame cap; the chunks of one
+    (``eval_seed``, ``split``) are the same every time.
 
     decode: (B, n) channel LLR -> (B, n) hard decisions (0/1) after the last iteration.
     sample: (batch, generator) -> (llr, codeword bits), the workload's channel at the eval SNR.
     """
-    if split not in SPLIT_OFFSETS:
-        raise ValueError(f"unknown split {split!r}; valid: {sorted(SPLIT_OFFSETS)}")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; valid: {list(SPLITS)}")
     frames = frame_err = bit_err = 0
     n = 0
     index = 0
     while frame_err < min_frame_errors and frames < frame_cap:
-        assert index < 2**30, "evaluation stream exhausted"
         g = torch.Generator(device=device)
-        g.manual_seed(EVAL_SEED_BASE + SPLIT_OFFSETS[split] + index)
+        g.manual_seed(EVAL_SEED_BASE + split_seed(eval_seed, "ldpc", split, index))
         b = min(chunk, frame_cap - frames)
         llr, bits = sample(b, g)
         wrong = decode(llr) != bits  # (B, n)

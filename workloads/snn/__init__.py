@@ -161,8 +161,8 @@ def arch_of(spec: SnnSpec, splits: snn_data.Splits) -> Arch:
 class SnnWorkload(Workload):
     spec: SnnSpec
 
-    def __init__(self, spec: SnnSpec, device: torch.device):
-        super().__init__(spec, device)
+    def __init__(self, spec: SnnSpec, device: torch.device, eval_seed: int | None = None):
+        super().__init__(spec, device, eval_seed)
         self.splits = load_splits(spec)
         self.arch = arch_of(spec, self.splits)
         self.time_steps = spec.time_steps
@@ -170,6 +170,7 @@ class SnnWorkload(Workload):
         self._train_x = self.splits.x["train"].to(device)
         self._train_y = self.splits.y["train"].to(device)
         self.num_train = len(self._train_y)
+        self._eval_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     # -- model ---------------------------------------------------------------------------
     def init_model(self, rng: torch.Generator) -> SpikingNet:
@@ -200,9 +201,21 @@ class SnnWorkload(Workload):
         """A fresh reference network with ``model``'s parameters: what is scored."""
         return reference_copy(SpikingNet(self.arch).to(self.device), model, "snn")
 
+    def evaluation_split(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x, y) of ``split``, built from the harness's evaluation seed (never from the public
+        ``data_seed`` alone): MNIST-1D's held-out sequences are generated from it, the digits'
+        held-out images are assigned to validation and test by it. CIFAR-10's split is the
+        dataset's own (a public data set; docs/reliability.md#evaluation-data says the limit)."""
+        seed = self.require_eval_seed(split)
+        if split not in ("validation", "test"):
+            raise ContractError(f"unknown split {split!r}; known: validation, test")
+        if split not in self._eval_cache:
+            self._eval_cache[split] = snn_data.evaluation_split(self.spec, self.splits, split, seed)
+        return self._eval_cache[split]
+
     def evaluate(self, model: torch.nn.Module, split: str) -> dict[str, float]:
+        x, y = self.evaluation_split(split)
         ref = self.reference_network(model)
-        x, y = self.splits.x[split], self.splits.y[split]
         n = min(len(y), self.spec.eval_samples)
         correct, loss_sum = 0, 0.0
         with torch.inference_mode():

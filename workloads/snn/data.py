@@ -72,3 +72,30 @@ def digits(seed: int = 0, val: int = 300, test: int = 300) -> Splits:
     perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
     idx = {"validation": perm[:val], "test": perm[val : val + test], "train": perm[val + test :]}
     return Splits({k: x[i] for k, i in idx.items()}, {k: y[i] for k, i in idx.items()}, 10)
+
+
+def evaluation_split(spec, public: Splits, split: str, eval_seed: int) -> tuple:
+    """The evaluation examples of ``split`` from the harness's evaluation seed; the training
+    split (``public``'s, from ``spec.data_seed``) is the same for every evaluation seed.
+
+    - ``mnist1d``: a second MNIST-1D draw of the same size from a seed derived from
+      ``eval_seed`` (the same generator, so the same distribution); its held-out part is taken
+      exactly as the public draw's is.
+    - ``digits``: the fixed held-out images (a public data set: the images cannot be hidden)
+      shuffled by ``eval_seed`` and split into validation and test.
+    - other datasets (``cifar10``): the loader's own held-out split.
+    """
+    from harness.api import split_seed
+
+    if spec.dataset == "mnist1d":
+        fresh = mnist1d(spec.num_samples, split_seed(eval_seed, "snn-mnist1d"), 0.1, 0.1)
+        return fresh.x[split], fresh.y[split]
+    if spec.dataset == "digits":
+        x = torch.cat([public.x["validation"], public.x["test"]])
+        y = torch.cat([public.y["validation"], public.y["test"]])
+        g = torch.Generator().manual_seed(split_seed(eval_seed, "snn-digits"))
+        perm = torch.randperm(len(y), generator=g)
+        n_val = len(public.y["validation"])
+        idx = perm[:n_val] if split == "validation" else perm[n_val:]
+        return x[idx], y[idx]
+    return public.x[split], public.y[split]

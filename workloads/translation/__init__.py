@@ -30,6 +30,7 @@ from harness.api import (
     WorkloadSpec,
     reference_copy,
     seeded_build,
+    split_seed,
 )
 from workloads.translation import corpus as gen
 from workloads.translation.bleu import corpus_bleu
@@ -166,8 +167,8 @@ SPECS: dict[str, TranslationSpec] = {
 class TranslationWorkload(Workload):
     spec: TranslationSpec
 
-    def __init__(self, spec: TranslationSpec, device: torch.device):
-        super().__init__(spec, device)
+    def __init__(self, spec: TranslationSpec, device: torch.device, eval_seed: int | None = None):
+        super().__init__(spec, device, eval_seed)
         self.languages = tuple(spec.languages)
         if len(set(self.languages)) != len(self.languages) or not self.languages:
             raise ContractError(f"translation/{spec.variant}: bad language list {spec.languages}")
@@ -285,13 +286,36 @@ class TranslationWorkload(Workload):
                 out.append(self.vocab.decode(row))
         return out
 
+    def evaluation_data(self, split: str) -> dict[str, Encoded]:
+        """Per language, the encoded ``split``. Generated corpus: held-out sentences drawn from
+        the harness's evaluation seed (the training split is the public seed's, unchanged); a
+        real corpus: the loader's held-out split (docs/reliability.md#evaluation-data)."""
+        seed = self.require_eval_seed(split)
+        if split not in ("validation", "test"):
+            raise ContractError(f"unknown split {split!r}; known: validation, test")
+        if self.spec.dataset != "generated":
+            return {c: self.data[c][split] for c in self.languages}
+        if not hasattr(self, "_held"):
+            spec = self.spec
+            pairs = gen.generate(
+                spec.languages,
+                dict(spec.train_sizes),
+                spec.held_out,
+                spec.data_seed,
+                eval_seed=split_seed(seed, "translation", bits=62),
+            )
+            held = {c: {k: v for k, v in p.items() if k != "train"} for c, p in pairs.items()}
+            self._held = encode_generated(held, self.vocab, spec.max_len)
+        return {c: self._held[c][split] for c in self.languages}
+
     def evaluate(self, model: torch.nn.Module, split: str) -> dict[str, float]:
         ref = self.reference_network(model)
         metrics: dict[str, float] = {}
         loss_sum, tok_sum = 0.0, 0.0
         with torch.inference_mode():
+            held = self.evaluation_data(split)
             for code in self.languages:
-                enc = self.data[code][split]
+                enc = held[code]
                 n = min(len(enc), self.spec.eval_samples)
                 hyps = self.translate(ref, enc.src[:n])
                 metrics[f"bleu_{code}"] = corpus_bleu(hyps, enc.refs[:n])

@@ -426,10 +426,13 @@ def generate(
     sizes: dict[str, int] | None = None,
     held_out: int = 500,
     seed: int = 0,
+    eval_seed: int | None = None,
 ) -> dict[str, dict[str, list[Pair]]]:
     """Per language: ``train`` (``sizes[code]`` pairs, default the language's ``train_size``),
     ``validation`` and ``test`` (``held_out`` each; no English sentence of a held-out split is
-    in that language's training split). Deterministic in ``seed``."""
+    in that language's training split). Deterministic in ``seed``; with ``eval_seed`` (the
+    harness's evaluation seed) the held-out sentences and their realizations are drawn from it
+    instead, and the training split stays exactly the one of ``seed``."""
     codes = list(languages) if languages is not None else [lang.code for lang in LANGUAGES]
     if not codes:
         raise ValueError("the corpus needs at least one target language")
@@ -460,14 +463,17 @@ def generate(
                 seen.add(s)
                 held.append(s)
 
-        corpus[code] = {
-            split: [_pair(s, lang, lex, rng) for s in meanings]
-            for split, meanings in (
-                ("train", train),
-                ("validation", held[:held_out]),
-                ("test", held[held_out:]),
-            )
-        }
+        corpus[code] = {"train": [_pair(s, lang, lex, rng) for s in train]}
+        if eval_seed is not None:  # the public draw above only kept the training split as is
+            rng = random.Random(f"corpus-eval:{eval_seed}:{code}")
+            held = []
+            while len(held) < 2 * held_out:
+                s = draw_sentence(rng)
+                if s not in seen:
+                    seen.add(s)
+                    held.append(s)
+        corpus[code]["validation"] = [_pair(s, lang, lex, rng) for s in held[:held_out]]
+        corpus[code]["test"] = [_pair(s, lang, lex, rng) for s in held[held_out:]]
     return corpus
 
 
