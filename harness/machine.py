@@ -449,6 +449,16 @@ def verdict(
     }
 
 
+CONTENTION_ENV = "TTR_CONTENTION"  # "off": trials run no probe and sample no load
+
+
+def contention_checks_enabled() -> bool:
+    """Whether trials check their machine (on unless ``TTR_CONTENTION=off``; the test suite
+    turns it off, since tests share their machine by design, and turns it on where it tests
+    it)."""
+    return os.environ.get(CONTENTION_ENV, "on").strip().lower() not in ("off", "0", "no")
+
+
 class TrialMonitor:
     """Probe before, load sampling during, probe after one trial; ``finish`` gives the verdict.
 

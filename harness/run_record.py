@@ -19,7 +19,14 @@ from typing import Any
 from harness import records
 
 # Written only when set (absent, not null, otherwise: older readers test for the key).
-_OPTIONAL = ("checkpoint_error", "test_metrics", "restarted", "contention", "contended")
+_OPTIONAL = (
+    "checkpoint_error",
+    "test_metrics",
+    "restarted",
+    "contention",
+    "contended",
+    "contended_reason",
+)
 
 
 @dataclass
@@ -73,6 +80,7 @@ class RunRecord:
     restarted: str | None = None  # why an earlier attempt's checkpoint could not be used
     contention: dict[str, Any] | None = None
     contended: bool | None = None
+    contended_reason: str | None = None
 
     @classmethod
     def start(cls, previous: dict[str, Any] | None = None, **fields: Any) -> RunRecord:

@@ -50,7 +50,7 @@ from typing import Any
 
 import torch
 
-from harness import checkpoint, records
+from harness import checkpoint, evalseed, machine, records
 from harness.api import ContractError
 from harness.discovery import SubmissionMeta, build_workload, get_spec, repo_root, submission_meta
 from harness.kernels import KernelParityError, parity_cache_key, parity_compare, parity_inputs
@@ -498,6 +498,7 @@ class _Referee:
         self.ckpt_train_s = 0.0  # training time of the last checkpoint written
         self.t_start = time.perf_counter()
         self.athlete: _Athlete | None = None
+        self.monitor: machine.TrialMonitor | None = None  # the contention check (harness.machine)
         self.eval_state: dict[str, torch.Tensor] | None = None
         self.last_state: dict[str, torch.Tensor] | None = None
         self.spec = None
@@ -647,12 +648,21 @@ class _Referee:
         self.rec.submission_git = records.git_info(str(self.sub.path), scope=True)
         self.write()
         torch.manual_seed(derive_seed(cfg.seed, "global"))
-        self.workload = build_workload(spec, self.device)  # the referee's: it evaluates
+        # the referee's instance: it alone builds evaluation splits, from a seed the referee
+        # holds (runs/.eval_secret), the same for every submission of a study (paired)
+        seed = evalseed.eval_seed(
+            Path(cfg.runs), cfg.workload, cfg.variant, None if cfg.adhoc else cfg.study
+        )
+        self.workload = build_workload(spec, self.device, eval_seed=seed)
         self.ref_model = self.workload.init_model(make_generator(cfg.seed, "init", self.device))
         resume = self._resume()
         self.steps_log.start(self.step if self.step else None)
-        # WIRE: TrialMonitor (machine.TrialMonitor(self.hw, exclude_pids=...).start() here;
-        # .finish() in _finish -> self.rec.contention / self.rec.contended)
+        if machine.contention_checks_enabled():  # probe now, sample the load while it runs
+            me = os.getpid()
+            self.monitor = machine.TrialMonitor(
+                self.hw, exclude_pids=lambda: machine.process_tree(me), device=self.device
+            )
+            self.monitor.start()
         marker, cached = self._parity_cached()
         self.athlete = _Athlete(
             {
@@ -976,6 +986,15 @@ class _Referee:
             len(self.evals),
             self.eval_time_s,
         )
+        if self.monitor is not None:
+            try:
+                result = self.monitor.finish()
+                self.rec.contention = dict(result)
+                self.rec.contended = bool(result.get("contended"))
+                self.rec.contended_reason = result.get("reason") if self.rec.contended else None
+            except Exception:  # the verdict is evidence, never a reason to lose the record
+                log.error("contention check failed:\n%s", traceback.format_exc())
+            self.monitor = None
         self.rec.finish(self.run_dir, status, reason, train_s=self.elapsed_s, wall_s=self.wall_s())
         log.info("finished: %s%s -> %s", status, f" ({reason})" if reason else "", self.run_dir)
 

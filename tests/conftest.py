@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -10,6 +12,12 @@ import pytest
 from harness.discovery import repo_root
 
 pytest_plugins = ["slurm_fixture"]  # the session fixture `slurm_cluster`: a real SLURM cluster
+
+# Tests share their machine by design (a CI runner, another job): trials check their machine
+# for contention only in the tests of that check (they set TTR_CONTENTION=on themselves). The
+# generated-data cache goes to a folder of this test session, not the user's ~/.cache.
+os.environ["TTR_CONTENTION"] = "off"
+os.environ.setdefault("TTR_CACHE_DIR", tempfile.mkdtemp(prefix="ttr-test-cache-"))
 
 
 @pytest.fixture
