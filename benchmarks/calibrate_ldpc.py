@@ -62,7 +62,7 @@ def main() -> None:
 
     def score(label, model, seed, train_s):
         for e in args.ebn0:
-            wl = LdpcWorkload(dataclasses.replace(base, ebn0_db=e), device)
+            wl = LdpcWorkload(dataclasses.replace(base, ebn0_db=e), device, eval_seed=0)
             m = wl.evaluate(model, "validation")
             rows.append({"decoder": label, "seed": seed, "ebn0_db": e, "train_s": train_s, **m})
             print(
