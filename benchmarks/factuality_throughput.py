@@ -95,7 +95,7 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=5)
     args = p.parse_args()
     device = torch.device("cpu")
-    wl = build_workload(get_spec("factuality", args.variant), device, eval_seed=0)  # a benchmark: a public seed
+    wl = build_workload(get_spec("factuality", args.variant), device, eval_seed=0)
     hw = records.hardware_class()
     res = {"hardware_class": hw, "variant": args.variant, "steps": args.steps,
            "repeats": args.repeats, "threads": torch.get_num_threads(),
