@@ -103,11 +103,13 @@ class CsrGraph:
 
 
 def _chunks(frames: int, lanes: int) -> int:
-    """Contiguous chunks of frames for numba's threads: four per thread, so a thread slowed by
-    another process delays the end less, but at least 8 lane groups each, so the refilled lanes
-    stay busy and the chunk's tail (lanes idle while its last frames finish) stays short."""
-    threads = _kernels().numba_threads() if _kernels() is not None else 1
-    return max(1, min(4 * threads, frames // (8 * lanes)))
+    """Contiguous chunks of frames for numba's threads: a multiple of the thread count, up to
+    four per thread (a thread slowed by another process delays the end less), each of at least
+    8 lane groups (so refilled lanes stay busy and a chunk's tail, its lanes idle while its
+    last frames finish, stays short)."""
+    threads = _kernels().numba_threads()
+    per_thread = max(1, min(4, frames // (8 * lanes * threads)))
+    return max(1, min(threads * per_thread, -(-frames // lanes)))
 
 
 def _weights(model: torch.nn.Module, iterations: int) -> tuple[np.ndarray, ...]:
