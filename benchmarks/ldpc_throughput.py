@@ -334,10 +334,11 @@ def markdown(result: dict) -> str:
             continue
         lo, hi = d["frames_per_s_range"]
         ci = d["fer_ci"]
+        its = f"{d['avg_iterations']:.2f}" if "avg_iterations" in d else "-"
         lines.append(
             f"| {name} | {d['threads']} | {d['frames']} | {d['frames_per_s']:,.0f} "
             f"[{lo:,.0f}, {hi:,.0f}] | {d['mbps_coded']:.2f} | {d['fer']:.3g} "
-            f"[{ci[0]:.3g}, {ci[1]:.3g}] | {d.get('avg_iterations', '-')} | "
+            f"[{ci[0]:.3g}, {ci[1]:.3g}] | {its} | "
             f"{d['first_call_s']:.2f} |"
         )
     t = r["training"]
