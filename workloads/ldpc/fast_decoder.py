@@ -103,13 +103,12 @@ class CsrGraph:
 
 
 def _chunks(frames: int, lanes: int) -> int:
-    """Contiguous chunks of frames for numba's threads: a multiple of the thread count, up to
-    four per thread (a thread slowed by another process delays the end less), each of at least
-    8 lane groups (so refilled lanes stay busy and a chunk's tail, its lanes idle while its
-    last frames finish, stays short)."""
+    """Contiguous chunks of frames, one per numba thread (fewer when there are fewer lane
+    groups): within a chunk finished lanes are refilled, so larger chunks keep the lanes dense
+    longer; a chunk's tail (its lanes idle while its last frames finish, up to L iterations) is
+    paid once per chunk (measured: 4 chunks per thread of a 2,000-frame call lost up to 40%)."""
     threads = _kernels().numba_threads()
-    per_thread = max(1, min(4, frames // (8 * lanes * threads)))
-    return max(1, min(threads * per_thread, -(-frames // lanes)))
+    return max(1, min(threads, -(-frames // lanes)))
 
 
 def _weights(model: torch.nn.Module, iterations: int) -> tuple[np.ndarray, ...]:
@@ -122,15 +121,20 @@ def _weights(model: torch.nn.Module, iterations: int) -> tuple[np.ndarray, ...]:
     return tuple(out)
 
 
-def check_llr(llr: torch.Tensor, n: int) -> None:
-    """One-line errors for inputs no decoder should see."""
+def check_llr(llr: torch.Tensor, n: int, finite: bool = True) -> None:
+    """One-line errors for inputs no decoder should see (``finite=False``: the caller checks
+    finiteness itself)."""
     if not isinstance(llr, torch.Tensor) or llr.dim() != 2 or llr.shape[1] != n:
         shape = tuple(llr.shape) if isinstance(llr, torch.Tensor) else type(llr).__name__
         raise ValueError(f"llr must be a (B, {n}) tensor, got {shape}")
     if not llr.is_floating_point():
         raise ValueError(f"llr must be floating point, got {llr.dtype}")
-    if not bool(torch.isfinite(llr).all()):
-        raise ValueError("llr holds NaN or infinite values")
+    if finite and not bool(torch.isfinite(llr).all()):
+        raise ValueError(NOT_FINITE)
+
+
+NOT_FINITE = "llr holds NaN or infinite values"
+NUMPY_FLOATS = {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16}
 
 
 class FastMinSum:
@@ -160,8 +164,12 @@ class FastMinSum:
         """(B, n) channel LLR -> hard decisions (B, n) uint8, APP LLR (B, n) float32 of the
         last iteration run, iterations run (B,) int32. Computed in float32 on the CPU."""
         c = self.csr
-        check_llr(llr, c.n)
+        check_llr(llr, c.n, finite=False)
         x = llr.detach().to("cpu", torch.float32).contiguous().numpy()
+        # numpy, one thread: torch's isfinite on a (2000, 576) tensor is an intra-op parallel
+        # op that waits tens of ms for a second thread when another process holds that core
+        if not np.isfinite(x).all():
+            raise ValueError(NOT_FINITE)
         B = x.shape[0]
         hard = np.empty((B, c.n), dtype=np.uint8)
         app = np.empty((B, c.n), dtype=np.float32)
@@ -235,7 +243,10 @@ def hard_decision_decoder(
         fast = FastMinSum(graph, model, iterations)
 
         def decode(llr: torch.Tensor) -> torch.Tensor:
-            return fast.decode(llr, early_stop=stop_early)[0].to(llr.device, llr.dtype)
+            hard = fast.decode(llr, early_stop=stop_early)[0]
+            if llr.dtype in NUMPY_FLOATS:  # numpy converts on one thread (see decode)
+                return torch.from_numpy(hard.numpy().astype(NUMPY_FLOATS[llr.dtype])).to(llr.device)
+            return hard.to(llr.device, llr.dtype)
 
         return decode
 
