@@ -194,12 +194,19 @@ def runner_once(workload: str, args, cache: str) -> float:
             text=True,
             check=False,
         )
-        records = list(Path(runs).rglob("record.json"))
-        if not records:
-            raise RuntimeError(f"{workload}: ttr run wrote no record:\n{out.stderr[-2000:]}")
-        first = json.loads(records[0].read_text()).get("first_step_unix")
+        first = None
+        for path in Path(runs).rglob("*.json"):  # the run's record (run.json today)
+            try:
+                rec = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(rec, dict) and rec.get("first_step_unix") is not None:
+                first = rec["first_step_unix"]
+                break
     if first is None:
-        raise RuntimeError(f"{workload}: the record has no first_step_unix")
+        raise RuntimeError(
+            f"{workload}: no record with first_step_unix from ttr run:\n{out.stderr[-2000:]}"
+        )
     return first - t0
 
 
