@@ -105,3 +105,23 @@ def test_mnist1d_from_the_cache_equals_a_fresh_generation(cache, monkeypatch):
         assert torch.equal(hit.y[split], fresh.y[split])
         assert torch.equal(stored.x[split], fresh.x[split])
     assert hit.classes == fresh.classes == 10
+
+
+def test_translation_corpus_from_the_cache_equals_a_fresh_generation(cache, monkeypatch):
+    from workloads.translation import SPECS, load_corpus
+
+    spec = SPECS["smoke"]
+    vocab, stored = load_corpus(spec)  # generates and stores
+    assert len(list(cache.glob("*.pt"))) == 1
+    _, hit = load_corpus(spec)  # loads
+    monkeypatch.setenv(datacache.ENV_OFF, "1")
+    fresh_vocab, fresh = load_corpus(spec)
+    assert vocab.size == fresh_vocab.size
+    assert fresh.keys() == hit.keys()
+    for lang, splits in fresh.items():
+        assert splits.keys() == hit[lang].keys()
+        for split, enc in splits.items():
+            assert torch.equal(hit[lang][split].src, enc.src)
+            assert torch.equal(hit[lang][split].tgt, enc.tgt)
+            assert hit[lang][split].refs == enc.refs
+            assert torch.equal(stored[lang][split].src, enc.src)
