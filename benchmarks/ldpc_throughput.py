@@ -95,7 +95,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = p.parse_args(argv)
     if args.quick:
-        args.frames, args.torch_frames, args.pyldpc_frames = 2000, 128, 8
+        args.frames, args.torch_frames, args.pyldpc_frames = 2000, 64, 8
         args.reps, args.train_batch, args.train_reps = 2, 16, 5
     args.torch_frames = min(args.torch_frames, args.frames)
     args.pyldpc_frames = min(args.pyldpc_frames, args.frames)

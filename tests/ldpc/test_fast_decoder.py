@@ -212,3 +212,27 @@ def test_reference_fallback_gives_the_same_evaluation(monkeypatch, exact):
     fast = w.evaluate(model, "validation")
     monkeypatch.setenv(ENV, "reference")
     assert w.evaluate(model, "validation") == fast
+
+
+def test_throughput_benchmark_reports_the_evaluation_decoder():
+    """benchmarks/ldpc_throughput.py's JSON contract on a few frames (no timing asserted)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import ldpc_throughput
+
+    args = ldpc_throughput.parse_args(["--quick", "--json", "--iterations", "5"])
+    args.frames, args.torch_frames, args.pyldpc_frames = 192, 64, 2
+    args.reps, args.train_batch, args.train_reps = 1, 4, 1
+    r = ldpc_throughput.bench(args)
+    d = r["decoders"]
+    assert {"evaluation", "evaluation_exact", "reference", "boosted_nms"} <= d.keys()
+    assert d["evaluation"]["early_stop"] is early_stop()
+    assert d["evaluation_exact"]["bit_identical_to_reference"] is True
+    assert d["evaluation_exact"]["avg_iterations"] == 5
+    for name in ("evaluation", "evaluation_exact", "reference"):
+        assert d[name]["frames_per_s"] > 0 and d[name]["mbps_coded"] > 0
+        lo, hi = d[name]["fer_ci"]
+        assert lo <= d[name]["fer"] <= hi
+    assert d["evaluation"]["fer_within_exact_ci"] is True
