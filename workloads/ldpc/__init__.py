@@ -185,10 +185,10 @@ class LdpcWorkload(Workload):
         return ref
 
     def evaluate(self, model: torch.nn.Module, split: str) -> dict[str, float]:
-        """FER of the reference decoder with ``model``'s clipped weights. It runs as the numba
-        decoder of ``fast_decoder`` when numba imports (bit-identical hard decisions, all L
-        iterations, no early stop), as the torch module otherwise or with
-        ``TTR_LDPC_DECODER=reference``."""
+        """FER of the reference decoder with ``model``'s clipped weights, each frame stopped at
+        its first codeword (``TTR_LDPC_EXACT=1``: all L iterations, bit-identical to the
+        reference). It runs as the numba decoder of ``fast_decoder`` when numba imports, as the
+        torch module otherwise or with ``TTR_LDPC_DECODER=reference`` (same decisions)."""
         seed = self.require_eval_seed(split)
         ref = self.reference_decoder(model)
         s = self.spec
