@@ -152,7 +152,9 @@ def test_no_athlete_thread_runs_during_an_evaluation(
 
     monkeypatch.setattr(LdpcWorkload, "evaluate", slow)
     res = _run(tmp_path, make_submission, COUNTING, eval_every_s=0.0, max_steps=4)
-    assert res.status == "complete" and len(seen) == 4, res.reason
+    # an evaluation at every boundary the referee asked for; a pause that reaches the athlete
+    # after its next step has begun lands a step later, so 2 to 4 of them
+    assert res.status == "complete" and 2 <= len(seen) <= 4, res.reason
     assert seen[-1][1] > seen[0][1] + 1, "the thread never ran"
     # from a boundary (the thread's count handed over) to the next step's start: the time
     # stopped for the evaluation adds nothing
