@@ -272,3 +272,17 @@ def test_ttr_check_catches_an_update_that_forgets_its_return(make_submission, ca
     assert not check_submission(str(sub))
     out = capsys.readouterr().out
     assert "[FAIL] 2 steps on ldpc/smoke: update returned None at step 0" in out, out
+
+
+def test_a_truncated_checkpoint_restarts_the_trial(tmp_path, make_submission, bystander):
+    sub = make_submission("restarted", quick())
+    cfg = _cfg(tmp_path, sub, study=0, trial=0)
+    run_dir = records.trial_dir(cfg.runs, records.hardware_class(), "ldpc", "smoke", sub.name, 0, 0)
+    records.write_json(run_dir / records.RUN_JSON, {"status": "interrupted", "train_time_s": 2.5,
+                                                    "attempts": 1, "segments": []})  # fmt: skip
+    checkpoint.path_for(run_dir).write_bytes(b"PK\x03\x04 truncated")
+    res = run_trial(cfg)
+    assert res.status == "complete", res.reason
+    run = records.read_run(run_dir)
+    assert run["restarted"].startswith("checkpoint unreadable") and run["attempts"] == 2
+    assert run["wasted_train_s"] == 2.5 and run["steps"] == 4
