@@ -1,6 +1,6 @@
 """Faults and cheats on the athlete's side, each a small submission run through the real
 referee and athlete processes (no mocks), bounded by steps: the recorded status and reason, and
-no other record touched (docs/reliability.md)."""
+no other record touched."""
 
 from __future__ import annotations
 
