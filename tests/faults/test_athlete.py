@@ -286,3 +286,41 @@ def test_a_truncated_checkpoint_restarts_the_trial(tmp_path, make_submission, by
     run = records.read_run(run_dir)
     assert run["restarted"].startswith("checkpoint unreadable") and run["attempts"] == 2
     assert run["wasted_train_s"] == 2.5 and run["steps"] == 4
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+    return "\nState:\tZ" in state  # a zombie waiting for its new parent to reap it
+
+
+def test_sigkill_of_the_referee_takes_its_athlete_and_the_trial_resumes(
+    tmp_path, make_submission, bystander
+):
+    sub = make_submission("killed", INTERRUPTIBLE)
+    runs = tmp_path / "runs"
+    argv = [sys.executable, "-m", "harness.cli", "run", "ldpc", str(sub), "--variant", "smoke",
+            "--study", "0", "--trial", "0", "--budget-s", "600", "--runs", str(runs)]  # fmt: skip
+    env = {**os.environ, "TTR_TEST_HANG": "1", "PYTHONPATH": str(repo_root())}
+    proc = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    run_dir = records.trial_dir(runs, records.hardware_class(), "ldpc", "smoke", sub.name, 0, 0)
+    deadline = time.monotonic() + 240
+    while not checkpoint.path_for(run_dir).is_file():
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    athlete = records.read_run(run_dir)["athlete"]["pid"]
+    proc.kill()  # kill -9 of the trial's referee: no handler runs
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while not _gone(athlete):  # the athlete dies with its referee (PR_SET_PDEATHSIG)
+        assert time.monotonic() < deadline, "the athlete outlived its referee"
+        time.sleep(0.1)
+    assert records.read_run(run_dir)["status"] == "running"  # unfinished: never failed
+    env.pop("TTR_TEST_HANG")
+    done = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = records.read_run(run_dir)
+    assert run["status"] == "complete" and run["attempts"] == 2, run["reason"]
