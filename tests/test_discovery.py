@@ -70,7 +70,7 @@ def test_an_external_copy_of_adamw_is_discovered_loads_and_passes_check(tmp_path
     assert sub.fn("get_batch_size") is None  # the spec's batch_size_hint
     assert check_submission("my_adamw") is True
     out = capsys.readouterr().out
-    assert "one step on ldpc/smoke: init and update ran" in out and "FAIL" not in out
+    assert "2 steps on ldpc/smoke: 2 steps through the referee" in out and "FAIL" not in out
 
 
 def test_the_variable_is_read_at_call_time(tmp_path, env):
@@ -297,7 +297,7 @@ def test_a_submission_outside_git_records_no_commit_with_the_reason(tmp_path):
 def test_the_templates_are_skipped_by_name_but_load_and_step(name, env):
     import torch
 
-    from harness.check import _one_step
+    from harness.check import _smoke_steps
 
     assert name not in discovery.submission_names()
     with pytest.raises(ContractError, match="unknown submission"):
@@ -305,7 +305,7 @@ def test_the_templates_are_skipped_by_name_but_load_and_step(name, env):
     sub = discovery.load_submission(str(BUNDLED / name))
     assert sub.fn("get_batch_size") is None
     assert sub.workloads == (("ldpc",) if name == "template" else None)
-    assert _one_step(sub, "ldpc", torch.device("cpu")) == "init and update ran"
+    assert _smoke_steps(sub, "ldpc", torch.device("cpu")).startswith("2 steps through the referee")
 
 
 def test_the_generic_template_reads_only_the_generic_api():
