@@ -148,6 +148,14 @@ def _finished_trial(runs, contended: bool) -> sweep.Job:
         "evals": 0,
         "train_time_s": 4.0,
     }
+    spec = get_spec("ldpc", "smoke")  # an honest record otherwise: it agrees with its spec
+    run.update(
+        spec=spec.to_dict(),
+        metric=spec.metric,
+        direction=spec.direction,
+        target=spec.target,
+        budget_s=spec.budget_for("cpu"),
+    )
     busy = {"verdict": "ok", "other_cores_mean": 1.2, "cores": 2}
     machine.record_contention(run, machine.verdict("x", None, FAST, FAST, busy))
     assert run["contended"] is True and run["contention"]["load"]["other_cores_mean"] == 1.2
@@ -169,7 +177,7 @@ def test_a_contended_trial_is_listed_not_ranked_and_rerun(tmp_path):
     todo, done = sweep.split_pending([job])
     assert todo == [job]
     d = job.run_dir(records.hardware_class())
-    assert not d.exists()
+    assert not (d / records.RUN_JSON).exists()  # moved aside under the trial's claim
     [aside] = d.parent.glob("trial_0.contended-*")
     assert json.loads((aside / records.RUN_JSON).read_text())["contended"] is True
 
@@ -257,3 +265,55 @@ def test_ldpc_evaluation_frames_follow_the_eval_seed():
         "ber"
     ] != mb["ber"]
     assert _same_batches(_batches(a), _batches(b))
+
+
+# -- a whole trial under an induced load -----------------------------------------------------------
+
+SPIN = "import time\nend = time.monotonic() + {s}\nwhile time.monotonic() < end:\n    pass\n"
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="needs Linux /proc")
+def test_a_trial_run_under_an_induced_load_is_recorded_contended(tmp_path, monkeypatch):
+    """A real trial (referee and athlete) while one busy process per core runs beside it. The
+    busy processes are orphans (started by a shell that exits at once), so they are not in the
+    trial's process tree: to the trial they are other work on its cores, as another user's job
+    would be. The record says contended, with the reason, and collect does not rank it."""
+    import signal
+    import subprocess
+    import sys
+
+    from harness.runner import RunConfig, run_trial
+
+    monkeypatch.setenv(machine.CONTENTION_ENV, "on")
+    script = tmp_path / "spin.py"
+    script.write_text(SPIN.format(s=90))  # a hard end, whatever happens to this test
+    pids = tmp_path / "pids"
+    launch = f'"{sys.executable}" "{script}" & echo $! >> "{pids}"; '
+    subprocess.run(["sh", "-c", launch * len(machine.cores())], check=True, timeout=30)
+    try:
+        res = run_trial(
+            RunConfig(
+                "ldpc",
+                "nms_baseline",
+                variant="smoke",
+                runs=tmp_path / "runs",
+                final_test_eval=False,
+                max_steps=6,
+            )
+        )
+    finally:
+        for pid in pids.read_text().split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    run = json.loads((res.run_dir / records.RUN_JSON).read_text())
+    assert res.status in ("complete", "budget_exhausted", "reached_target"), res.reason
+    assert run["contended"] is True, run.get("contention")
+    assert "other processes used" in run["contended_reason"]
+    assert run["contention"]["load"]["other_cores_mean"] > machine.LOAD_CORES
+    col = collect.collect(tmp_path / "runs")
+    assert col.trials.empty
+    assert any(
+        "contended:" in p.reason and "other processes used" in p.reason for p in col.problems
+    ), col.problems
