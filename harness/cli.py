@@ -705,6 +705,19 @@ def _selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variant", default="default", help="workload variant")
 
 
+def _add_rerun_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of the commands that run a plan's trials (sweep, bench)."""
+    p.add_argument(
+        "--keep-checkpoints", action="store_true", help="keep checkpoint.pt of finished trials"
+    )
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="run failed trials again; each failed record is kept in "
+        "trial_<t>/failed_attempts/<n>/",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ttr",
@@ -781,15 +794,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument(
         "--deadline-min", type=float, default=24 * 60, help="stop waiting after this long"
     )
-    sw.add_argument(
-        "--keep-checkpoints", action="store_true", help="keep checkpoint.pt of finished trials"
-    )
-    sw.add_argument(
-        "--retry-failed",
-        action="store_true",
-        help="run failed trials again; each failed record is kept in "
-        "trial_<t>/failed_attempts/<n>/",
-    )
+    _add_rerun_flags(sw)
     sw.add_argument(
         "--dry-run",
         action="store_true",
@@ -857,15 +862,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="default: leaderboards/<hardware class>/ for the whole bench, <runs>/leaderboard/ "
         "for a part",
     )
-    b.add_argument(
-        "--keep-checkpoints", action="store_true", help="keep checkpoint.pt of finished trials"
-    )
-    b.add_argument(
-        "--retry-failed",
-        action="store_true",
-        help="run failed trials again; each failed record is kept in "
-        "trial_<t>/failed_attempts/<n>/",
-    )
+    _add_rerun_flags(b)
     b.add_argument(
         "--dry-run",
         action="store_true",

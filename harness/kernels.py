@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import itertools
 import json
 import sys
 from dataclasses import asdict, dataclass
@@ -68,11 +69,11 @@ def _outputs_and_grads(fn, args: tuple, ref: ReferenceOp, upstream: torch.Tensor
     return sel.detach(), [g.detach() for g in grads]
 
 
-def parity(kernel: Kernel, device: torch.device) -> list[ParityResult]:
-    ref = reference_op(kernel.replaces)
-    results = []
+def _reference_cases(ref: ReferenceOp, device: torch.device):
+    """For each dtype the reference op declares a tolerance for, and each parity seed: the
+    seeded inputs, a random upstream gradient and the reference op's outputs and gradients, as
+    (dtype, seed, rtol, atol, args, upstream, want), grouped by dtype."""
     for dtype, (rtol, atol) in ref.tolerances.items():
-        worst, detail = 0.0, ""
         for seed in PARITY_SEEDS:
             g = torch.Generator(device=device)
             g.manual_seed(seed)
@@ -85,6 +86,15 @@ def parity(kernel: Kernel, device: torch.device) -> list[ParityResult]:
                 device=device,
             )
             want = _outputs_and_grads(ref.fn, _clone(args), ref, up)
+            yield dtype, seed, rtol, atol, args, up, want
+
+
+def parity(kernel: Kernel, device: torch.device) -> list[ParityResult]:
+    ref = reference_op(kernel.replaces)
+    results = []
+    for dtype, cases in itertools.groupby(_reference_cases(ref, device), key=lambda c: c[0]):
+        worst, detail = 0.0, ""
+        for _, seed, rtol, atol, args, up, want in cases:
             got = _outputs_and_grads(kernel.fn, _clone(args), ref, up)
             for what, a, b in [("output", want[0], got[0])] + [
                 (f"grad[{i}]", x, y) for i, (x, y) in enumerate(zip(want[1], got[1], strict=True))
@@ -140,21 +150,9 @@ def parity_inputs(replaces: str, device: torch.device) -> tuple[list, bytes]:
 
     ref = reference_op(replaces)
     cases, sent = [], []
-    for dtype, (rtol, atol) in ref.tolerances.items():
-        for seed in PARITY_SEEDS:
-            g = torch.Generator(device=device)
-            g.manual_seed(seed)
-            args = ref.make_inputs(g, dtype, device)
-            ref_out = ref.fn(*_clone(args))
-            up = torch.randn(
-                (ref.compare(ref_out, args) if ref.compare else ref_out).shape,
-                generator=g,
-                dtype=dtype,
-                device=device,
-            )
-            want = _outputs_and_grads(ref.fn, _clone(args), ref, up)
-            cases.append((dtype, seed, rtol, atol, want))
-            sent.append(([_cpu(a) for a in _clone(args)], up.cpu()))
+    for dtype, seed, rtol, atol, args, up, want in _reference_cases(ref, device):
+        cases.append((dtype, seed, rtol, atol, want))
+        sent.append(([_cpu(a) for a in _clone(args)], up.cpu()))
     buf = io.BytesIO()
     torch.save(sent, buf)
     return cases, buf.getvalue()
