@@ -5,7 +5,8 @@ whenever ``srun`` is on the PATH (docs/slurm.md#executors).
 
 Every job is a ``TrialJob``: checkpointable, so a preempted or timed-out SLURM job is requeued
 and the runner resumes it from its last checkpoint. A job that ends without finishing its
-record (scancel, a node-side crash, too many timeouts) gets ``status: failed`` with the reason;
+record (scancel, a node-side crash, too many timeouts) gets ``status: interrupted`` with the
+reason, so the next sweep resumes it;
 a finished record is never rewritten.
 """
 
@@ -133,10 +134,11 @@ def make_executor(kind: str, folder: Path, opts: SlurmOptions) -> submitit.Execu
     return ex
 
 
-def mark_failed(run_dir: Path, reason: str) -> bool:
-    """Give an unfinished (or missing) record ``status: failed``; never touch a finished one,
-    one that a live process holds (its own record), or one that is not a record (kept as it
-    is: the evidence)."""
+def mark_failed(run_dir: Path, reason: str, status: str = "failed") -> bool:
+    """Give an unfinished (or missing) record ``status`` (``failed``, or ``interrupted`` for a
+    job that ended from outside: resumable by the next sweep); never touch a finished one, one
+    that a live process holds (its own record), or one that is not a record (kept as it is:
+    the evidence)."""
     if records.is_finished(run_dir) or records.claim_state(run_dir) == "live":
         return False
     try:
@@ -145,7 +147,7 @@ def mark_failed(run_dir: Path, reason: str) -> bool:
         run = {"schema": records.SCHEMA}
     except (OSError, ValueError):
         return False
-    run.update(status="failed", reason=reason, ended_at=records.utcnow())
+    run.update(status=status, reason=reason, ended_at=records.utcnow())
     records.write_json(Path(run_dir) / records.RUN_JSON, run)
     return True
 
@@ -238,9 +240,19 @@ def _collect(h: Handle, hw: str) -> dict[str, Any]:
         result = h.sub.result()
     except Exception as e:  # killed, crashed node-side, or out of timeouts
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        reason = f"job {h.sub.job_id} ended without finishing: {type(e).__name__}: {first}"
-        mark_failed(h.job.run_dir(hw), reason)
-        return {"status": "failed", "reason": reason}
+        # cancelled (scancel), a node crash, out of requeues: the trial was not at fault; its
+        # record stays unfinished, so the next sweep resumes it from its checkpoint
+        reason = (
+            f"job {h.sub.job_id} ended without finishing: {type(e).__name__}: {first}; resumable"
+        )
+        d = h.job.run_dir(hw)
+        try:
+            status = records.read_run(d).get("status")
+        except (OSError, ValueError):
+            status = None
+        if status in (None, "running"):  # an interrupted or preempted one keeps its own why
+            mark_failed(d, reason, status="interrupted")
+        return {"status": "interrupted", "reason": reason}
     if result.get("status") == "error":
         mark_failed(h.job.run_dir(hw), result["reason"])
     return result

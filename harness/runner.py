@@ -285,7 +285,12 @@ def _floats(values: list[Any]) -> list[float | None]:
 
 
 class AthleteGone(Exception):
-    """The athlete's process ended or hung: the message is the reason."""
+    """The athlete's process ended or hung: the message is the reason; ``signum`` the signal
+    that ended it, if one did."""
+
+    def __init__(self, reason: str, signum: int | None = None):
+        super().__init__(reason)
+        self.signum = signum
 
 
 class _Athlete:
@@ -365,11 +370,15 @@ class _Athlete:
                     ]
                     return header
                 except (EOFError, OSError, ValueError):
-                    raise AthleteGone(self.exit_reason()) from None
+                    raise AthleteGone(self.exit_reason(), self.exit_signal()) from None
             if self.proc.poll() is not None:
-                raise AthleteGone(self.exit_reason())
+                raise AthleteGone(self.exit_reason(), self.exit_signal())
             if tick is not None:
                 tick()
+
+    def exit_signal(self) -> int | None:
+        code = self.proc.returncode
+        return -code if code is not None and code < 0 else None
 
     def exit_reason(self) -> str:
         try:
@@ -576,6 +585,10 @@ class _Referee:
             log.error("trial failed: %s", e)
             return "failed", str(e)
         except AthleteGone as e:
+            if e.signum in OUTSIDE_SIGNALS and _signalled_from_outside(self.t_start):
+                # scancel or a shutdown signalled the referee and its athlete alike: an
+                # interruption of a healthy trial (resumable), not the submission's failure
+                raise TrialInterrupted(signal.SIGTERM) from e
             log.error("athlete: %s", e)
             return "failed", str(e)
         except Exception as e:  # the workload's or the harness's own fault: still a record
@@ -999,20 +1012,43 @@ class _Referee:
         log.info("finished: %s%s -> %s", status, f" ({reason})" if reason else "", self.run_dir)
 
 
+_TERM_SEEN: list[float] = []  # when this process last received SIGTERM (perf_counter)
+OUTSIDE_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+OUTSIDE_GRACE_S = 2.0  # how long the referee waits for its own SIGTERM after its athlete's
+
+
 def _install_sigterm():
-    """SIGTERM raises TrialInterrupted in the main thread where nobody handles it yet (the
-    default would end the process with no record); a handler already there (e.g. submitit's,
-    which checkpoints and requeues) is left alone. Returns the handler to restore, or None."""
+    """Note every SIGTERM this process receives (``_TERM_SEEN``: a scheduler's ``scancel`` or a
+    shutdown signals the referee and its athlete alike), then: raise TrialInterrupted in the
+    main thread where nobody handled SIGTERM yet (the default would end the process with no
+    record), or call the handler already there (e.g. submitit's, which bypasses SIGTERM or
+    checkpoints and requeues). Returns the handler to restore, or None."""
     try:
-        if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
-            return None
+        previous = signal.getsignal(signal.SIGTERM)
 
         def handler(signum, frame):
-            raise TrialInterrupted(signum)
+            _TERM_SEEN.append(time.perf_counter())
+            if previous in (signal.SIG_DFL, None):
+                raise TrialInterrupted(signum)
+            if callable(previous):
+                previous(signum, frame)
 
-        return signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGTERM, handler)
+        return previous if previous is not None else signal.SIG_DFL
     except ValueError:  # not the main thread: the caller's own handling stands
         return None
+
+
+def _signalled_from_outside(since: float) -> bool:
+    """Whether this process received SIGTERM after ``since``, waiting briefly for it: the
+    athlete's death by the same signal can reach the referee before its own signal does."""
+    deadline = time.perf_counter() + OUTSIDE_GRACE_S
+    while True:
+        if any(t >= since for t in _TERM_SEEN):
+            return True
+        if time.perf_counter() >= deadline:
+            return False
+        time.sleep(0.05)
 
 
 def _file_handler(path: Path) -> logging.Handler:
