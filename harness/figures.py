@@ -304,9 +304,9 @@ def prob_figure(board: Board, w: str, v: str, path: Path) -> FigureOut:
     ax.set(xlabel="column: method B", ylabel="row: method A")
     fig.colorbar(im, ax=ax, shrink=0.8, label="P(A faster than B)")
     caption = (
-        f"{w} ({v}): P(row's median time to target < column's) over "
-        f"{board.n_resamples} bootstrap resamples of the studies, ties counting half (0.50: not "
-        f"separated; two misses tie). Methods fastest first. {_runs_text(times)}, hardware "
+        f"{w} ({v}): confidence that the row is faster than the column, from the paired "
+        f"comparison of study s with study s (>= 0.95: separated; 0 where the paired estimate "
+        f"favours the column). Methods fastest first. {_runs_text(times)}, hardware "
         f"class {board.hardware_class}."
     )
     return FigureOut(_save(fig, path), f"{w} ({v}): P(faster)", caption, (w, v))

@@ -50,7 +50,7 @@ def _g(x: float) -> str:
 
 def verdict_line(v: Verdict) -> str:
     """One workload's verdict as a sentence with Markdown spans."""
-    from harness.report import fmt_interval
+    from harness.report import fmt_interval, fmt_speedup
 
     head = f"**{v.workload} ({v.variant})**"
     if v.winner is not None:
@@ -60,8 +60,11 @@ def verdict_line(v: Verdict) -> str:
         )
         if v.runner_up is None:
             return text + "; the only method run."
-        sep = "not separated" if 0.25 < v.p_faster < 0.75 else "separated"
-        return text + (f"; P(faster than {v.runner_up}) = {v.p_faster:.2f} ({sep}).")
+        sp = fmt_speedup(v.speedup, v.speedup_lo, v.speedup_hi)
+        return text + (
+            f"; **{v.verdict}** from {v.runner_up}: P(faster than {v.runner_up}) = "
+            f"{v.p_faster:.2f}, speed-up {sp} (paired over studies, 95% interval)."
+        )
     text = f"{head}: no method reached {v.target}"
     if v.closest is not None:
         gap = abs(v.target_value - v.closest_value)

@@ -90,6 +90,14 @@ def fmt_interval(t: float, lo: float, hi: float) -> str:
     return f"{fmt_s(t)} [{fmt_s(lo).removesuffix(' s')}, {fmt_s(hi).removesuffix(' s')}]"
 
 
+def fmt_speedup(x: float, lo: float, hi: float) -> str:
+    """``2.01x [1.62, 2.49]``; an unbounded end reads "0" or "inf"."""
+    if np.isnan(x):
+        return "–"
+    end = "inf" if np.isinf(hi) else f"{hi:.2f}"
+    return f"{x:.2f}x [{lo:.2f}, {end}]"
+
+
 def fmt_count(x: float) -> str:
     return "miss" if np.isinf(x) else "–" if np.isnan(x) else f"{x:.0f}"
 
@@ -122,11 +130,11 @@ def score_board(
     n_resamples: int = scoring.N_RESAMPLES,
     seed: int = 0,
 ) -> Board:
-    """All of ``harness.scoring`` for the trials of one hardware class."""
-    draws = scoring.bootstrap_times(trials, n_resamples, seed)
-    times = scoring.workload_times(trials).join(scoring.time_intervals(draws))
+    """All of ``harness.scoring`` for the trials of one hardware class. (``n_resamples`` and
+    ``seed`` are kept for callers: the intervals are closed-form, nothing is resampled.)"""
+    times = scoring.workload_times(trials).join(scoring.time_intervals(trials))
     matrix = scoring.time_matrix(times)
-    scores = scoring.benchmark_score(matrix).to_frame().join(scoring.score_intervals(draws))
+    scores = scoring.benchmark_score(matrix).to_frame().join(scoring.score_intervals(times))
     scores["n_reached"] = np.isfinite(matrix).sum(axis=0)
     scores["n_run"] = times.groupby(level="submission").size().reindex(scores.index).fillna(0)
     scores["n_problems"] = len(matrix)
@@ -146,7 +154,7 @@ def score_board(
         times,
         scores,
         scoring.performance_profile(matrix),
-        scoring.prob_faster_table(draws),
+        scoring.prob_faster_table(trials),
         scoring.cost_ledger(trials),
         n_resamples,
         seed,
@@ -185,8 +193,10 @@ def best_metric(trials: pd.DataFrame, evals: pd.DataFrame) -> pd.Series:
 def _how(board: Board) -> str:
     return (
         f"Hardware class `{board.hardware_class}`; time = median over studies of each study's "
-        "fastest trial to target (a miss is infinite); [lo, hi] = 95% percentile bootstrap "
-        f"interval over studies ({board.n_resamples} resamples, seed {board.seed})."
+        "fastest trial to target (a miss is infinite); [lo, hi] = 95% interval of the median "
+        "time (t interval on log study times; a study that missed makes the upper end a miss; "
+        "under 2 studies it is unbounded, [0, miss]); scores' intervals span those of the times "
+        "(docs/scoring.md#intervals)."
     )
 
 
@@ -250,7 +260,7 @@ def best_table(board: Board) -> Table:
     """Per workload the fastest submission, and how sure that is: the bootstrap probability
     that it is faster than the runner-up."""
     headers = ["Workload", "Target", "Fastest", "Time to target [95% CI]", "Runner-up"]
-    headers += ["P(fastest < runner-up)", "Closest: best metric"]
+    headers += ["P(fastest < runner-up)", "Closest: best metric", "Verdict"]
     pf = board.prob_faster.set_index(["workload", "variant", "a", "b"])["p_a_faster"]
     rows = []
     for (w, v), g in board.times.groupby(level=["workload", "variant"]):
@@ -259,22 +269,29 @@ def best_table(board: Board) -> Table:
         row = [f"{w} ({v})", _target(board.trials, w, v)]
         closest = _closest(board, w, v)
         if not np.isfinite(top.time_s):
-            rows.append(row + ["none reached", "–", "–", "–", closest])
+            rows.append(row + ["none reached", "–", "–", "–", closest, "undecided"])
             continue
         row += [top.name[2], fmt_interval(top.time_s, top.lo, top.hi)]
         if len(g) > 1:
             second = g.iloc[1]
+            vd = scoring.verdict(board.trials, (w, v))
             row += [
                 f"{second.name[2]}: {fmt_interval(second.time_s, second.lo, second.hi)}",
                 f"{pf[(w, v, top.name[2], second.name[2])]:.2f}",
             ]
+            verdict = f"{vd['verdict']}, speed-up {fmt_speedup(vd['speedup'], vd['lo'], vd['hi'])}"
         else:
             row += ["–", "–"]
-        rows.append(row + [closest])
+            verdict = "the only method run"
+        rows.append(row + [closest, verdict])
     note = (
-        f"{_how(board)} P(fastest < runner-up): the share of resamples in which the fastest "
-        "submission's median time is below the runner-up's (ties count half); near 0.5 the two "
-        "are not separated. Closest: the submission whose best metric (median over studies of "
+        f"{_how(board)} P(fastest < runner-up): the confidence that the fastest is faster, "
+        "from the paired comparison of study s with study s (the largest level at which the "
+        "interval of its speed-up over the runner-up lies above 1; 0 when the paired estimate "
+        "favours the runner-up). Verdict: separated at P >= 0.95; equivalent when the 95% "
+        f"interval of the speed-up lies within [1/{scoring.EQUIVALENCE:g}, "
+        f"{scoring.EQUIVALENCE:g}]; else undecided. Closest: the submission whose best metric "
+        "(median over studies of "
         "the best validation value reached, guards not applied) is nearest the target, which "
         "says how close the field came where nobody reached it."
     )
@@ -316,12 +333,17 @@ def workload_tables(board: Board) -> list[Table]:
 def prob_faster_tables(board: Board) -> list[Table]:
     """One table per (workload, variant), over the submissions that ran it."""
     tables = []
-    for (w, v), g in board.prob_faster.groupby(["workload", "variant"]):
-        ran = set(board.times.xs((w, v), level=("workload", "variant")).index)
+    pf = board.prob_faster.set_index(["workload", "variant", "a", "b"])["p_a_faster"]
+    for (w, v), g in board.times.groupby(level=["workload", "variant"]):
+        ran = set(g.index.get_level_values("submission"))
         subs = [s for s in board.scores.index if s in ran]
-        p = g.set_index(["a", "b"])["p_a_faster"]
+        p = {(a, b): pf[(w, v, a, b)] for a in subs for b in subs if a != b}
         rows = [[a] + ["–" if a == b else f"{p[(a, b)]:.2f}" for b in subs] for a in subs]
-        note = "P(row's median time < column's) over the bootstrap resamples; ties count half."
+        note = (
+            "Confidence that the row is faster than the column: paired comparison of study s "
+            "with study s (docs/scoring.md#pfaster); 0 where the paired estimate favours the "
+            "column."
+        )
         tables.append(Table(f"P(faster): {w} ({v})", note, ["row faster than →", *subs], rows))
     return tables
 
@@ -384,7 +406,11 @@ class Verdict:
     lo: float = np.nan
     hi: float = np.nan
     runner_up: str | None = None
-    p_faster: float = np.nan  # P(winner's median < runner-up's) over the bootstrap resamples
+    p_faster: float = np.nan  # confidence that the winner is faster (paired, docs/scoring.md)
+    verdict: str = "undecided"  # separated, equivalent or undecided (scoring.verdict)
+    speedup: float = np.nan  # winner over runner-up, t_runner-up / t_winner, paired
+    speedup_lo: float = np.nan
+    speedup_hi: float = np.nan
     closest: str | None = None  # the best metric nearest the target, by whom
     closest_value: float = np.nan
     target_value: float = np.nan
@@ -418,6 +444,9 @@ def verdicts(board: Board) -> list[Verdict]:
             if len(g) > 1:
                 vd.runner_up = g.index[1][2]
                 vd.p_faster = float(pf[(w, v, vd.winner, vd.runner_up)])
+                c = scoring.verdict(board.trials, (w, v))
+                vd.verdict = c["verdict"]
+                vd.speedup, vd.speedup_lo, vd.speedup_hi = c["speedup"], c["lo"], c["hi"]
         name = _closest_name(board, w, v)
         if name is not None:
             vd.closest, vd.closest_value = name, float(board.best[(w, v, name)])

@@ -22,17 +22,18 @@ its linear quantile is not (inf - inf), hence ``quantile_inf``.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 PROBLEM = ["workload", "variant"]
 CELL = [*PROBLEM, "submission"]
 TAU_MAX = 4.0  # AlgoPerf: a time over 4x the best counts as a failure
-N_RESAMPLES = 2000
 LEVEL = 0.95
+EQUIVALENCE = 1.10  # equivalent: the speed-up interval lies within [1/1.1, 1.1]
+N_RESAMPLES = 2000  # unused since the intervals are closed-form; kept for callers' arguments
 
 
 def trial_times(trials: pd.DataFrame) -> pd.Series:
@@ -49,6 +50,8 @@ def _check_one_class(trials: pd.DataFrame) -> None:
 
 def study_best(trials: pd.DataFrame) -> pd.DataFrame:
     """Per (workload, variant, submission, study) the fastest trial; time inf if none reached.
+    ``budget_s`` is the study's largest trial budget (NaN if not recorded): a miss exceeded it;
+    ``time_resolution_s`` the chosen trial's (how finely its time was measured; NaN if not).
 
     Ties go to the lower trial index, so the choice does not depend on row order. A miss has
     steps_to_target inf too, so steps are summarised with the same rule as times.
@@ -59,7 +62,13 @@ def study_best(trials: pd.DataFrame) -> pd.DataFrame:
     best = t.groupby([*CELL, "study"], sort=True).head(1)
     steps = pd.to_numeric(best["steps_to_target"], errors="coerce").astype(float)
     best = best.assign(steps_to_target=steps.where(np.isfinite(best["time_s"]), np.inf))
-    return best[[*CELL, "study", "trial", "time_s", "steps_to_target"]].reset_index(drop=True)
+    budget = pd.to_numeric(t["budget_s"], errors="coerce") if "budget_s" in t else np.nan
+    budget = t.assign(budget_s=budget).groupby([*CELL, "study"], sort=True)["budget_s"].max()
+    best = best.drop(columns="budget_s", errors="ignore").join(budget, on=[*CELL, "study"])
+    res = best["time_resolution_s"] if "time_resolution_s" in best else np.nan
+    best = best.assign(time_resolution_s=pd.to_numeric(res, errors="coerce"))
+    cols = [*CELL, "study", "trial", "time_s", "steps_to_target", "budget_s", "time_resolution_s"]
+    return best[cols].reset_index(drop=True)
 
 
 def _median(x: pd.Series) -> float:
@@ -170,91 +179,336 @@ def quantile_inf(x: np.ndarray, q: Sequence[float]) -> np.ndarray:
         return np.where((w == 0) | (a == b), a, np.where(np.isinf(b), np.inf, a + w * (b - a)))
 
 
-def bootstrap_times(
-    trials: pd.DataFrame, n_resamples: int = N_RESAMPLES, seed: int = 0
-) -> pd.DataFrame:
-    """Bootstrap draws of every workload time: rows are resamples, columns (workload, variant,
-    submission).
+# -- intervals: t on log times, propagated to the score; paired comparisons ------------------
+#
+# The array functions below carry the statistics; the frame functions after them apply them to
+# a trials frame. tests/test_scoring_calibration.py simulates leaderboards through the array
+# functions (vectorised over boards) and checks a few boards through the frame functions too.
 
-    Each draw resamples the studies of one cell with replacement and takes the median of their
-    study-best times, exactly as the point estimate does. Every cell has its own Generator seeded
-    from (seed, cell name), so its draws do not depend on which other cells are in the frame.
+
+def _t_quantile(q: float, df: np.ndarray) -> np.ndarray:
+    """Student-t quantile, NaN where df < 1."""
+    df = np.asarray(df, float)
+    with np.errstate(invalid="ignore"):
+        return np.where(df >= 1, stats.t.ppf(q, np.maximum(df, 1.0)), np.nan)
+
+
+def _censored_log(t: np.ndarray, budget: np.ndarray) -> np.ndarray:
+    """log t, a miss (+inf) set at log(budget): the least it can be. NaN stays NaN."""
+    with np.errstate(divide="ignore"):
+        return np.log(np.where(np.isinf(t), budget, t))
+
+
+def _resolution_var(t: np.ndarray, budget: np.ndarray, res: np.ndarray) -> np.ndarray:
+    """Variance a time's rounding to its resolution adds to its log: ((res / t)^2) / 12
+    (uniform error of one resolution step), a miss taken at its budget; 0 where unknown."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        v = (np.asarray(res, float) / np.where(np.isinf(t), budget, t)) ** 2 / 12.0
+    return np.where(np.isfinite(v), v, 0.0)
+
+
+def log_t_bounds(
+    t: np.ndarray, budget: np.ndarray, level: float = LEVEL, resolution: np.ndarray = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two-sided ``level`` interval (lo, hi) for the median study time of each cell.
+
+    ``t`` is (..., studies): study times, +inf for a miss, NaN for a study that was not run;
+    ``budget`` broadcasts to it (the time a miss exceeded). The model: log study times are
+    normal (log-normal times), so the median is exp(mean of log t) and the t interval on the mean
+    of log times is exact for any number of studies >= 2. A miss enters at its budget (the least
+    it can be) and makes the upper bound a miss (+inf): the data cannot bound the time above the
+    budget. Under 2 studies the interval is unbounded: (0, inf); if every study missed, it is
+    (budget, inf) from 6 studies on, else (0, inf). ``resolution`` (seconds,
+    broadcast like ``budget``) floors the variance of the log times at that of their rounding,
+    so that times tied by the resolution do not give a zero-width interval.
     """
-    cols: dict[tuple, np.ndarray] = {}
-    for key, g in study_best(trials).groupby(CELL, sort=True):
-        x = g["time_s"].to_numpy(float)
-        rng = np.random.default_rng([seed, zlib.crc32("/".join(map(str, key)).encode())])
-        cols[key] = np.median(x[rng.integers(0, len(x), size=(n_resamples, len(x)))], axis=1)
-    draws = pd.DataFrame(cols, index=pd.RangeIndex(n_resamples, name="resample"))
-    draws.columns = pd.MultiIndex.from_tuples(list(cols), names=CELL)
-    return draws
+    t = np.asarray(t, float)
+    budget = np.broadcast_to(np.asarray(budget, float), t.shape)
+    y = _censored_log(t, budget)
+    n = np.sum(~np.isnan(t), axis=-1)
+    floor = _resolution_var(t, budget, np.broadcast_to(np.asarray(resolution, float), t.shape))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m = np.nansum(np.where(np.isnan(y), 0.0, y), axis=-1) / n
+        ss = np.nansum(np.where(np.isnan(y), 0.0, (y - m[..., None]) ** 2), axis=-1)
+        var = np.maximum(ss / (n - 1), np.where(np.isnan(t), 0.0, floor).sum(axis=-1) / n)
+        half = _t_quantile(0.5 + level / 2, n - 1) * np.sqrt(var / n)
+        lo, hi = np.exp(m - half), np.exp(m + half)
+    missed = np.any(np.isinf(t), axis=-1)
+    lo = np.where(n >= 2, lo, 0.0)
+    # every study missed: nothing to estimate a spread from; the budget is a lower bound only
+    # where it is distribution-free (P(all n studies miss | median under the budget) <= 0.5^n)
+    all_missed = np.all(np.isinf(t) | np.isnan(t), axis=-1) & (n >= 1)
+    free = 0.5**n <= (1.0 - level) / 2
+    lo = np.where(all_missed, np.where(free, np.exp(np.nanmin(np.where(np.isnan(y), np.inf, y),
+                                                             axis=-1)), 0.0), lo)  # fmt: skip
+    hi = np.where((n >= 2) & ~missed, hi, np.inf)
+    return lo, hi
 
 
-def _interval(x: np.ndarray, level: float) -> np.ndarray:
-    alpha = (1.0 - level) / 2.0
-    return quantile_inf(x, [alpha, 1.0 - alpha])
+def paired_bounds(
+    ta: np.ndarray,
+    tb: np.ndarray,
+    budget_a: np.ndarray,
+    budget_b: np.ndarray,
+    level: float = LEVEL,
+    resolution_a: np.ndarray = 0.0,
+    resolution_b: np.ndarray = 0.0,
+) -> dict[str, np.ndarray]:
+    """Paired comparison of A with B over studies: study s of A against study s of B.
+
+    Arrays are (..., studies); +inf is a miss, NaN a study not run. Per pair
+    d_s = log t_B,s - log t_A,s (> 0: A faster), a miss entering at its budget, so a pair where
+    only B missed gives d_s its least value log(budget_B / t_A,s) and one where only A missed its
+    greatest; a pair where both missed carries no information and is left out. The speed-up is
+    exp(mean d) (t_B / t_A, > 1: A faster) with the paired-t interval; ``p_faster`` is the
+    confidence that A is faster: the largest level at which the two-sided interval of the
+    speed-up lies above 1 (1 - the two-sided p-value of the paired t test when the speed-up is
+    above 1, else 0). So p_faster >= 0.95 exactly when the 95% interval lies above 1, and a call
+    at that level is wrong with probability <= 2.5% per direction, <= 5% whichever of the two is
+    named the faster. Fewer than 2 pairs: speed-up as estimated (NaN without pairs), interval
+    (0, inf), p_faster 0. The resolutions floor the variance of d as in ``log_t_bounds``.
+    """
+    ta, tb = np.broadcast_arrays(np.asarray(ta, float), np.asarray(tb, float))
+    ba = np.broadcast_to(np.asarray(budget_a, float), ta.shape)
+    bb = np.broadcast_to(np.asarray(budget_b, float), tb.shape)
+    ya, yb = _censored_log(ta, ba), _censored_log(tb, bb)
+    floor = _resolution_var(ta, ba, np.broadcast_to(np.asarray(resolution_a, float), ta.shape))
+    floor = floor + _resolution_var(
+        tb, bb, np.broadcast_to(np.asarray(resolution_b, float), tb.shape)
+    )
+    use = ~np.isnan(ta) & ~np.isnan(tb) & ~(np.isinf(ta) & np.isinf(tb))
+    censored = use & (np.isinf(ta) | np.isinf(tb))
+    d = np.where(use, yb - ya, 0.0)
+    n = use.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m = d.sum(axis=-1) / n
+        var = np.where(use, (d - m[..., None]) ** 2, 0.0).sum(axis=-1) / (n - 1)
+        se = np.sqrt(np.maximum(var, np.where(use, floor, 0.0).sum(axis=-1) / n) / n)
+        half = _t_quantile(0.5 + level / 2, n - 1) * se
+        stat = np.abs(m) / se  # inf where se == 0 and m != 0
+        p_two = np.where(
+            se > 0, 2.0 * stats.t.sf(stat, np.maximum(n - 1, 1)), np.where(m != 0, 0.0, 1.0)
+        )
+    ok = n >= 2
+    return {
+        "speedup": np.where(n >= 1, np.exp(m), np.nan),
+        "lo": np.where(ok, np.exp(m - half), 0.0),
+        "hi": np.where(ok, np.exp(m + half), np.inf),
+        "p_faster": np.where(ok & (m > 0), 1.0 - p_two, 0.0),
+        "n_pairs": n,
+        "n_censored": censored.sum(axis=-1),
+    }
 
 
-def time_intervals(draws: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
-    """Percentile interval [lo, hi] of each workload time from ``bootstrap_times`` draws."""
-    lo, hi = _interval(draws.to_numpy(float), level)
-    return pd.DataFrame({"lo": lo, "hi": hi}, index=draws.columns)
+def score_bounds(
+    lo: np.ndarray, hi: np.ndarray, tau_max: float = TAU_MAX
+) -> tuple[np.ndarray, np.ndarray]:
+    """Interval of each submission's score from the intervals of the times: (..., problems,
+    submissions) -> two (..., submissions) arrays.
+
+    The score is monotone in every time (lower for a slower own time, higher for a slower
+    rival), so its least value over the box of time intervals takes the own times at their
+    upper bounds and every rival's at its lower bounds, and its greatest the other way round.
+    A cell not run is a miss: lo = hi = inf.
+    """
+    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    n_subs = lo.shape[-1]
+    if lo.shape[-2] == 0:
+        nan = np.full(lo.shape[:-2] + (n_subs,), np.nan)
+        return nan, nan.copy()
+
+    def term(own: np.ndarray, rival: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.where(own <= rival, 1.0, own / rival)
+        r = np.where(np.isinf(own) | (r > tau_max), np.inf, r)
+        return np.where(np.isfinite(r), (tau_max - r) / (tau_max - 1.0), 0.0)
+
+    s_lo = np.empty(lo.shape[:-2] + (n_subs,))
+    s_hi = np.empty_like(s_lo)
+    for j in range(n_subs):
+        others = np.delete(np.arange(n_subs), j)
+        fast = lo[..., others].min(axis=-1) if len(others) else np.full(lo.shape[:-1], np.inf)
+        slow = hi[..., others].min(axis=-1) if len(others) else np.full(lo.shape[:-1], np.inf)
+        s_lo[..., j] = term(hi[..., j], fast).mean(axis=-1)
+        s_hi[..., j] = term(lo[..., j], slow).mean(axis=-1)
+    return s_lo, s_hi
 
 
-def score_draws(draws: pd.DataFrame, tau_max: float = TAU_MAX) -> pd.DataFrame:
-    """The benchmark score of every submission on every bootstrap resample (rows)."""
-    problems = sorted({k[:2] for k in draws.columns})
-    subs = sorted({k[2] for k in draws.columns})
-    cube = np.full((len(draws), len(problems), len(subs)), np.inf)
-    for (w, v, s), x in draws.items():
-        cube[:, problems.index((w, v)), subs.index(s)] = x.to_numpy(float)
-    return pd.DataFrame(_scores(cube, tau_max), index=draws.index, columns=subs)
+def verdict_of(speedup_lo: float, speedup_hi: float, p_faster: float, level: float = LEVEL) -> str:
+    """``separated`` if the fastest is faster than the runner-up at ``level`` (its speed-up
+    interval lies above 1); ``equivalent`` if that interval lies within a factor
+    ``EQUIVALENCE`` of 1 either way; else ``undecided``."""
+    if p_faster >= level:
+        return "separated"
+    if speedup_lo >= 1.0 / EQUIVALENCE and speedup_hi <= EQUIVALENCE:
+        return "equivalent"
+    return "undecided"
 
 
-def score_intervals(
-    draws: pd.DataFrame, level: float = LEVEL, tau_max: float = TAU_MAX
-) -> pd.DataFrame:
-    """Percentile interval [lo, hi] of each submission's benchmark score."""
-    scores = score_draws(draws, tau_max)
-    lo, hi = _interval(scores.to_numpy(float), level)
-    return pd.DataFrame({"lo": lo, "hi": hi}, index=scores.columns.rename("submission"))
+# -- the same on a trials frame ---------------------------------------------------------------
+
+
+def _study_frame(trials_or_study_times: pd.DataFrame) -> pd.DataFrame:
+    """``study_best`` of a trials frame (it has ``time_to_target_s``), or a frame of study times
+    as ``study_best`` returns them (``time_s``, one row per cell and study)."""
+    f = trials_or_study_times
+    if "time_to_target_s" in f:
+        return study_best(f)
+    if "time_s" not in f:
+        raise ValueError("need a trials frame (time_to_target_s) or study times (time_s)")
+    if f.duplicated([*CELL, "study"]).any():
+        raise ValueError("study times have several rows for one (cell, study); pass the trials")
+    for col in ("budget_s", "time_resolution_s"):
+        f = f if col in f else f.assign(**{col: np.nan})
+    return f
+
+
+def study_times(trials: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(times, budgets, resolutions): rows (workload, variant, study), columns submissions; NaN
+    where a submission has no such study (resolution: 0 where not recorded). A miss whose
+    budget was not recorded gets the largest time reached on its problem, the least its budget
+    can be (every run of a problem has one budget).
+    """
+    best = _study_frame(trials)
+    idx = [*PROBLEM, "study"]
+    times = best.pivot_table("time_s", idx, "submission", aggfunc="first", dropna=False)
+    budget = best.assign(budget_s=best["budget_s"].astype(float)).pivot_table(
+        "budget_s", idx, "submission", aggfunc="first", dropna=False
+    )
+    budget = budget.reindex(index=times.index, columns=times.columns)
+    finite = times.where(np.isfinite(times))
+    fallback = finite.max(axis=1).groupby(level=PROBLEM).transform("max")
+    budget = budget.apply(lambda c: c.fillna(fallback))
+    res = best.assign(r=best["time_resolution_s"].astype(float)).pivot_table(
+        "r", idx, "submission", aggfunc="first", dropna=False
+    )
+    res = res.reindex(index=times.index, columns=times.columns).fillna(0.0)
+    return times.astype(float), budget.astype(float), res.astype(float)
+
+
+def time_intervals(trials: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
+    """Per (workload, variant, submission) the ``log_t_bounds`` interval [lo, hi] of its time."""
+    times, budget, res = study_times(trials)
+    rows = {}
+    for (w, v), t in times.groupby(level=PROBLEM, sort=True):
+        for sub in t.columns:
+            x = t[sub].dropna()
+            if len(x):
+                b, r = budget.loc[x.index, sub].to_numpy(), res.loc[x.index, sub].to_numpy()
+                lo, hi = log_t_bounds(x.to_numpy(), b, level, r)
+                rows[(w, v, sub)] = {"lo": float(lo), "hi": float(hi)}
+    out = pd.DataFrame.from_dict(rows, orient="index", columns=["lo", "hi"])
+    out.index = pd.MultiIndex.from_tuples(list(rows), names=CELL)
+    return out
+
+
+def score_intervals(times: pd.DataFrame, tau_max: float = TAU_MAX) -> pd.DataFrame:
+    """[lo, hi] of each submission's score from ``workload_times`` joined with
+    ``time_intervals`` (``score_bounds``); a submission that did not run a problem has a miss
+    there."""
+    lo = times["lo"].unstack("submission").astype(float).fillna(np.inf)
+    hi = times["hi"].unstack("submission").astype(float).fillna(np.inf)
+    s_lo, s_hi = score_bounds(lo.to_numpy(), hi.to_numpy(), tau_max)
+    return pd.DataFrame({"lo": s_lo, "hi": s_hi}, index=lo.columns.rename("submission"))
+
+
+def _problem(times: pd.DataFrame, problem: str | tuple[str, str]) -> tuple[str, str]:
+    if isinstance(problem, tuple):
+        return problem
+    variants = sorted({v for w, v in times.index.droplevel("study").unique() if w == problem})
+    if len(variants) != 1:
+        raise KeyError(f"workload {problem!r}: give (workload, variant), one of {variants}")
+    return problem, variants[0]
+
+
+def _pair(times, budget, res, a: str, b: str, key: tuple[str, str], level: float) -> dict:
+    for name in (a, b):
+        if name not in times.columns:
+            raise KeyError(f"no submission {name!r}; have {sorted(times.columns)}")
+    if key not in times.index.droplevel("study"):
+        raise KeyError(f"no problem {key!r}")
+    t, bud, r = (f.xs(key, level=PROBLEM) for f in (times, budget, res))
+    out = paired_bounds(t[a], t[b], bud[a], bud[b], level, r[a], r[b])
+    res = {k: float(x) for k, x in out.items()}
+    res["n_pairs"], res["n_censored"] = int(res["n_pairs"]), int(res["n_censored"])
+    res["method"] = PAIRED_METHOD
+    return res
+
+
+PAIRED_METHOD = "paired t on log time ratios, misses at the budget"
+
+
+def paired_comparison(
+    trials_or_study_times: pd.DataFrame,
+    a: str,
+    b: str,
+    problem: str | tuple[str, str],
+    level: float = LEVEL,
+) -> dict:
+    """A against B on one problem (a workload, or (workload, variant)), study s against study s:
+    {speedup, lo, hi, p_faster, n_pairs, n_censored, method}; see ``paired_bounds``."""
+    times, budget, res = study_times(trials_or_study_times)
+    return _pair(times, budget, res, a, b, _problem(times, problem), level)
+
+
+def prob_faster_table(trials: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
+    """``paired_comparison`` of every ordered pair of submissions that ran a problem, long
+    format: workload, variant, a, b, p_a_faster, speedup, lo, hi, n_pairs, n_censored."""
+    times, budget, res = study_times(trials)
+    rows = []
+    for key in sorted(times.index.droplevel("study").unique()):
+        ran = times.xs(key, level=PROBLEM).dropna(axis=1, how="all").columns
+        for a in sorted(ran):
+            for b in sorted(ran):
+                if a != b:
+                    r = _pair(times, budget, res, a, b, key, level)
+                    rows.append({"workload": key[0], "variant": key[1], "a": a, "b": b,
+                                 "p_a_faster": r["p_faster"],
+                                 **{k: r[k] for k in
+                                    ("speedup", "lo", "hi", "n_pairs", "n_censored")}})  # fmt: skip
+    cols = ["workload", "variant", "a", "b", "p_a_faster", "speedup", "lo", "hi", "n_pairs"]
+    return pd.DataFrame(rows, columns=[*cols, "n_censored"])
+
+
+def verdict(
+    trials_or_study_times: pd.DataFrame,
+    problem: str | tuple[str, str],
+    level: float = LEVEL,
+) -> dict:
+    """One problem's verdict: the fastest (lowest median time; ties: by name) against the
+    runner-up by ``paired_comparison``, and ``verdict_of`` that comparison.
+
+    Returns {verdict, fastest, runner_up, speedup, lo, hi, p_faster, n_pairs, n_censored,
+    n_studies, method}; with one submission, or none that reached the target, the verdict is
+    ``undecided`` and the comparison fields are NaN / None.
+    """
+    best = _study_frame(trials_or_study_times)
+    times, budget, res = study_times(best)
+    key = _problem(times, problem)
+    t = times.xs(key, level=PROBLEM).dropna(axis=1, how="all")
+    med = t.apply(lambda c: float(np.median(c.dropna().to_numpy())))
+    order = sorted(med.index, key=lambda s: (med[s], s))
+    out = {"verdict": "undecided", "fastest": None, "runner_up": None, "speedup": np.nan,
+           "lo": np.nan, "hi": np.nan, "p_faster": np.nan, "n_pairs": 0, "n_censored": 0,
+           "n_studies": len(t), "method": PAIRED_METHOD}  # fmt: skip
+    if not order or not np.isfinite(med[order[0]]):
+        return out
+    out["fastest"] = order[0]
+    if len(order) < 2:
+        return out
+    out["runner_up"] = order[1]
+    out.update(_pair(times, budget, res, order[0], order[1], key, level))
+    out["verdict"] = verdict_of(out["lo"], out["hi"], out["p_faster"], level)
+    return out
 
 
 def prob_faster(
-    draws: pd.DataFrame, a: str, b: str, workload: str, variant: str | None = None
+    trials: pd.DataFrame, a: str, b: str, workload: str, variant: str | None = None
 ) -> float:
-    """P(A's median time < B's) on one problem over the bootstrap draws; ties count half.
-
-    A submission without trials on the problem is a miss there (inf), so two misses tie at 0.5.
-    ``variant`` may be left out when the workload has only one.
-    """
-    subs = set(draws.columns.get_level_values("submission"))
-    for name in (a, b):
-        if name not in subs:
-            raise KeyError(f"no submission {name!r}; have {sorted(subs)}")
-    if variant is None:
-        variants = sorted({v for w, v, _ in draws.columns if w == workload})
-        if len(variants) != 1:
-            raise KeyError(f"workload {workload!r}: give one variant of {variants}")
-        variant = variants[0]
-    miss = np.full(len(draws), np.inf)
-    ta = draws.get((workload, variant, a), miss)
-    tb = draws.get((workload, variant, b), miss)
-    ta, tb = np.asarray(ta, float), np.asarray(tb, float)
-    return float(np.mean(ta < tb) + 0.5 * np.mean(ta == tb))
-
-
-def prob_faster_table(draws: pd.DataFrame) -> pd.DataFrame:
-    """``prob_faster`` for every ordered pair of submissions on every problem (long format)."""
-    subs = sorted(set(draws.columns.get_level_values("submission")))
-    rows = [
-        {"workload": w, "variant": v, "a": a, "b": b, "p_a_faster": prob_faster(draws, a, b, w, v)}
-        for w, v in sorted({k[:2] for k in draws.columns})
-        for a in subs
-        for b in subs
-        if a != b
-    ]
-    return pd.DataFrame(rows, columns=["workload", "variant", "a", "b", "p_a_faster"])
+    """The confidence that A is faster than B on one problem (``paired_comparison``'s
+    p_faster); ``variant`` may be left out when the workload has only one."""
+    problem = workload if variant is None else (workload, variant)
+    return paired_comparison(trials, a, b, problem)["p_faster"]
 
 
 def cost_ledger(trials: pd.DataFrame) -> pd.DataFrame:

@@ -229,7 +229,7 @@ def test_report_ranks_one_class_and_lists_problems(runs: Path, report) -> None:
     assert len(rows) == 2 and all("| fast | " in r for r in rows), rows  # one per workload
     assert all(0.5 <= float(r.split("|")[6]) <= 1.0 for r in rows), rows  # P(fastest < 2nd)
     assert all(r.split("|")[7].strip().startswith("fast: ") for r in rows), rows  # closest
-    assert "95% percentile bootstrap interval" in text
+    assert "95% interval of the median time (t interval on log study times" in text
     assert "| 1 | fast | 1.000 [" in text  # fast is the best on both workloads
     assert "Speed-up vs slow" in text
     problems = text.split("## Problems", 1)[1]

@@ -1,4 +1,5 @@
-"""Scoring rules on hand-computed examples, with properties and a coverage simulation.
+"""Scoring rules on hand-computed examples, with properties (the coverage simulation is
+tests/test_scoring_calibration.py).
 
 Every expected number below is worked out in the comment next to it; docs/scoring.md states the
 rules these examples pin down.
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 from harness import scoring
 
 INF = math.inf
+NAN = math.nan
 
 
 def make_trials(times: dict[tuple, list[float]], workload: str = "w") -> pd.DataFrame:
@@ -209,7 +211,10 @@ def test_a_uniformly_faster_submission_never_ranks_lower(times, factors) -> None
     assert score["faster"] >= score[times.columns[0]]
 
 
-# -- bootstrap -----------------------------------------------------------------------------
+# -- intervals and paired comparisons --------------------------------------------------------
+
+T975_DF2 = 4.302653  # Student-t 97.5% quantile, 2 degrees of freedom (any t table)
+T975_DF1 = 12.706205
 
 
 def test_quantile_with_infinities() -> None:
@@ -218,63 +223,108 @@ def test_quantile_with_infinities() -> None:
     assert scoring.quantile_inf(x, [0, 1 / 6, 1 / 3, 0.5, 1]).tolist() == [1, 1.5, 2, INF, INF]
 
 
-def test_bootstrap_draws_do_not_depend_on_other_cells_or_row_order() -> None:
-    both = make_trials({(s, k): [10 + k + (s == "B"), 14 - k] for s in "AB" for k in range(4)})
-    only_a = both[both.submission == "A"].sample(frac=1.0, random_state=1)
-    d_both, d_a = scoring.bootstrap_times(both, 300), scoring.bootstrap_times(only_a, 300)
-    key = ("w", "default", "A")
-    np.testing.assert_array_equal(d_both[key].to_numpy(), d_a[key].to_numpy())
+def test_time_interval_is_a_t_interval_on_log_times() -> None:
+    # log 10, log 20, log 40: mean log 20, sd log 2, se log 2 / sqrt 3
+    half = T975_DF2 * math.log(2) / math.sqrt(3)
+    lo, hi = scoring.log_t_bounds(np.array([10.0, 20.0, 40.0]), 60.0)
+    assert (lo, hi) == pytest.approx((20 * math.exp(-half), 20 * math.exp(half)), rel=1e-6)
+    # a miss enters at the budget (40): the same lower end; the upper end is a miss
+    lo2, hi2 = scoring.log_t_bounds(np.array([10.0, 20.0, INF]), 40.0)
+    assert lo2 == pytest.approx(lo, rel=1e-6) and hi2 == INF
+    # one study: unbounded; NaN (a study not run) is left out
+    assert scoring.log_t_bounds(np.array([10.0, NAN, NAN]), 40.0) == (0.0, INF)
+    # every study missed: (budget, inf) only from 6 studies on (0.5^6 <= 2.5%), else (0, inf)
+    assert scoring.log_t_bounds(np.full(3, INF), 40.0) == (0.0, INF)
+    assert scoring.log_t_bounds(np.full(6, INF), 40.0) == (pytest.approx(40.0), INF)
 
 
-def test_time_interval_covers_the_true_median_at_about_its_nominal_rate() -> None:
-    """400 simulated benchmarks (one 'workload' each) of 25 studies, lognormal times."""
-    rng = np.random.default_rng(7)
-    n_sim, n_studies, true_median = 400, 25, 10.0
-    x = np.exp(rng.normal(np.log(true_median), 0.5, size=(n_sim, n_studies)))
-    trials = pd.DataFrame(
-        {
-            "workload": np.repeat([f"w{i}" for i in range(n_sim)], n_studies),
-            "variant": "default",
-            "submission": "A",
-            "study": np.tile(np.arange(n_studies), n_sim),
-            "trial": 0,
-            "time_to_target_s": x.ravel(),
-            "steps_to_target": 1.0,
-            "s_per_step": 1.0,
-            "device_s": 1.0,
-            "status": "reached_target",
-        }
-    )
-    iv = scoring.time_intervals(scoring.bootstrap_times(trials, 1000, seed=3), level=0.95)
-    coverage = ((iv.lo <= true_median) & (true_median <= iv.hi)).mean()
-    assert 0.91 <= coverage <= 0.98, coverage
+def test_the_resolution_keeps_tied_times_from_a_zero_width_interval() -> None:
+    lo, hi = scoring.log_t_bounds(np.array([20.0, 20.0]), 60.0)
+    assert lo == hi == pytest.approx(20.0)  # no resolution recorded: exact times
+    # resolution 2 s: log error uniform of width 2/20, variance 0.01 / 12; se sqrt(0.01/12 / 2)
+    half = T975_DF1 * math.sqrt(0.01 / 12 / 2)
+    lo, hi = scoring.log_t_bounds(np.array([20.0, 20.0]), 60.0, resolution=2.0)
+    assert (lo, hi) == pytest.approx((20 * math.exp(-half), 20 * math.exp(half)))
 
 
-def test_score_interval_and_prob_faster_by_hand() -> None:
-    # A's study bests are 1 and 3, B's 2 and 2. A resampled median is 1, 2 or 3 with
-    # probabilities 1/4, 1/2, 1/4; B's is always 2: P(A < B) = 1/4, P(tie) = 1/2 -> 1/2.
-    trials = make_trials({("A", 0): [1], ("A", 1): [3], ("B", 0): [2], ("B", 1): [2]})
-    draws = scoring.bootstrap_times(trials, 20000)
-    assert scoring.prob_faster(draws, "A", "B", "w") == pytest.approx(0.5, abs=0.01)
-    assert scoring.prob_faster(draws, "B", "A", "w", "default") == pytest.approx(0.5, abs=0.01)
-    # The score of B is 1 when A's median is 2 or 3 (B best or tied), else (4 - 2) / 3.
-    scores = scoring.score_draws(draws)
-    assert set(np.round(scores["B"], 6)) == {1.0, round(2 / 3, 6)}
-    iv = scoring.score_intervals(draws)
-    assert iv.loc["B"].tolist() == pytest.approx([2 / 3, 1.0])
+def test_paired_comparison_by_hand() -> None:
+    # d = log(tB / tA) = log 2, log 2 * 2, log 2 * 0: mean log 2, sd log 2, se log 2 / sqrt 3
+    ta, tb = np.array([10.0, 10.0, 10.0]), np.array([20.0, 40.0, 10.0])
+    r = scoring.paired_bounds(ta, tb, 60.0, 60.0)
+    half = T975_DF2 * math.log(2) / math.sqrt(3)
+    assert r["speedup"] == pytest.approx(2.0)
+    assert (r["lo"], r["hi"]) == pytest.approx((2 * math.exp(-half), 2 * math.exp(half)))
+    # t = log 2 / (log 2 / sqrt 3) = sqrt 3 on 2 df: two-sided p = 0.2254 -> confidence 0.7746
+    assert r["p_faster"] == pytest.approx(0.774597, abs=1e-5)
+    assert scoring.paired_bounds(tb, ta, 60.0, 60.0)["p_faster"] == 0.0  # B is not faster
+    assert int(r["n_pairs"]) == 3 and int(r["n_censored"]) == 0
 
 
-def test_prob_faster_with_misses_and_absent_submissions() -> None:
-    trials = make_trials({("A", 0): [5], ("B", 0): [INF], ("C", 0): [INF]})
-    trials = pd.concat([trials, make_trials({("D", 0): [1.0]}, workload="other")])
-    draws = scoring.bootstrap_times(trials, 100)
-    assert scoring.prob_faster(draws, "A", "B", "w") == 1.0
-    assert scoring.prob_faster(draws, "B", "C", "w") == 0.5  # two misses tie
-    assert scoring.prob_faster(draws, "A", "D", "w") == 1.0  # D did not run w: a miss
+def test_paired_comparison_censors_misses_at_the_budget() -> None:
+    # study 0: B missed (budget 40): d >= log(40 / 10), entered at log 4; study 1 both missed:
+    # no information; study 2 not run by B
+    ta, tb = np.array([10.0, INF, 10.0, 20.0]), np.array([INF, INF, NAN, 40.0])
+    r = scoring.paired_bounds(ta, tb, 40.0, 40.0)
+    assert int(r["n_pairs"]) == 2 and int(r["n_censored"]) == 1
+    assert r["speedup"] == pytest.approx(math.sqrt(4 * 2))  # exp(mean(log 4, log 2))
+    one = scoring.paired_bounds(np.array([10.0]), np.array([20.0]), 40.0, 40.0)
+    assert (one["lo"], one["hi"], one["p_faster"]) == (0.0, INF, 0.0)  # one pair: no interval
+
+
+def test_paired_comparison_and_verdict_on_a_trials_frame() -> None:
+    times = {("A", k): [t] for k, t in enumerate([10.0, 11.0, 9.0, 10.5])}
+    times |= {("B", k): [t] for k, t in enumerate([20.0, 23.0, 17.0, INF])}
+    trials = make_trials(times).assign(budget_s=30.0)
+    r = scoring.paired_comparison(trials, "A", "B", "w")
+    assert r["n_pairs"] == 4 and r["n_censored"] == 1
+    d = np.log([20 / 10, 23 / 11, 17 / 9, 30 / 10.5])  # B's miss at the budget
+    assert r["speedup"] == pytest.approx(math.exp(d.mean()))
+    assert r["p_faster"] >= 0.95 and r["lo"] > 1 and r["method"] == scoring.PAIRED_METHOD
+    v = scoring.verdict(trials, ("w", "default"))
+    assert (v["verdict"], v["fastest"], v["runner_up"]) == ("separated", "A", "B")
+    assert scoring.prob_faster(trials, "A", "B", "w") == r["p_faster"]
     with pytest.raises(KeyError, match="no submission"):
-        scoring.prob_faster(draws, "A", "Z", "w")
-    table = scoring.prob_faster_table(draws)
-    assert len(table) == 2 * 4 * 3  # problems x ordered pairs
+        scoring.paired_comparison(trials, "A", "Z", "w")
+
+
+def test_verdict_levels() -> None:
+    assert scoring.verdict_of(1.2, 3.0, 0.99) == "separated"
+    assert scoring.verdict_of(0.95, 1.08, 0.6) == "equivalent"  # within [1/1.1, 1.1]
+    assert scoring.verdict_of(0.85, 1.08, 0.6) == "undecided"
+    assert scoring.verdict_of(0.0, INF, 0.0) == "undecided"
+
+
+def test_a_lone_or_unreached_workload_is_undecided() -> None:
+    trials = make_trials({("A", 0): [INF], ("A", 1): [INF], ("B", 0): [INF], ("B", 1): [INF]})
+    v = scoring.verdict(trials, "w")
+    assert v["verdict"] == "undecided" and v["fastest"] is None
+    lone = scoring.verdict(make_trials({("A", 0): [5.0], ("A", 1): [6.0]}), "w")
+    assert lone["fastest"] == "A" and lone["runner_up"] is None
+
+
+def test_score_interval_spans_the_box_of_time_intervals() -> None:
+    # one problem, A in [10, 20], B in [30, 40]: A is fastest in the whole box (score 1);
+    # B's ratio ranges over 30/20 = 1.5 .. 40/10 = 4: score (4 - 4)/3 = 0 .. (4 - 1.5)/3
+    lo = np.array([[10.0, 30.0]])
+    hi = np.array([[20.0, 40.0]])
+    s_lo, s_hi = scoring.score_bounds(lo, hi)
+    assert s_lo.tolist() == pytest.approx([1.0, 0.0])
+    assert s_hi.tolist() == pytest.approx([1.0, 2.5 / 3])
+    # A's upper end at a miss: A can lose the problem entirely, and B can be the fastest
+    s_lo, s_hi = scoring.score_bounds(lo, np.array([[INF, 40.0]]))
+    assert s_lo[0] == 0.0 and s_hi[1] == 1.0
+
+
+def test_score_interval_and_prob_faster_table_on_a_board() -> None:
+    trials = make_trials({("A", k): [10.0 + k] for k in range(3)} | {("B", 0): [30.0]})
+    times = scoring.workload_times(trials).join(scoring.time_intervals(trials))
+    b = times.loc[("w", "default", "B")]
+    assert (b.lo, b.hi) == (0.0, INF)  # one study: unbounded
+    iv = scoring.score_intervals(times)
+    assert iv.loc["B"].tolist() == [0.0, 1.0]  # B could be anything
+    table = scoring.prob_faster_table(trials)
+    assert len(table) == 2 and set(table.n_pairs) == {1}  # one study in common
+    assert (table.p_a_faster == 0).all()  # one pair: no confidence either way
 
 
 # -- cost ledger ---------------------------------------------------------------------------
