@@ -503,8 +503,10 @@ class Snapshots:
     ``weights_only``); past ``cap`` bytes in memory, further ones are written to a private
     temporary folder of the referee's (mode 0700), removed by ``close``."""
 
-    def __init__(self, cap: int = SNAPSHOT_MEMORY_CAP):
-        self.cap, self.items, self.in_memory = cap, [], 0
+    def __init__(self, cap: int | None = None):
+        self.cap = SNAPSHOT_MEMORY_CAP if cap is None else cap
+        self.items: list[Snapshot] = []
+        self.in_memory = 0
         self.folder: Path | None = None
         self.taken = self.spilled = 0
 
