@@ -254,7 +254,7 @@ def _collect_one(
 # -- a record checked against its spec and its own evaluations -----------------------------
 
 _TIMES = ("train_time_s", "wall_time_s", "eval_time_s", "time_to_target_s")
-_TIMES += ("prev_eval_train_time_s", "s_per_step", "budget_s")
+_TIMES += ("prev_eval_train_time_s", "s_per_step", "budget_s", "time_resolution_s")
 _ROW_TIMES = ("train_time_s", "wall_time_s", "eval_time_s")
 
 
@@ -307,9 +307,11 @@ def contradictions(run: dict[str, Any], rows: list[dict[str, Any]], d: Path) -> 
       plus 1% of the budget (the step and the boundary that cross it);
     - ``reached_target`` without an evaluation whose metric meets the target, or
       ``time_to_target_s`` / ``prev_eval_train_time_s`` other than the training time of the
-      first evaluation that met it / of the one before; an evaluation that says it met the
-      target when its metric does not; another status with a time to target, or (missed
-      statuses) with an evaluation that met it."""
+      first evaluation that met it / of the one before, in training-time order, grid and
+      snapshot evaluations alike (docs/design.md#the-clock); a ``time_resolution_s`` outside
+      [0, time to target - that previous evaluation's time]; an evaluation that says it met
+      the target when its metric does not; an evaluation of an unknown ``kind``; another
+      status with a time to target, or (missed statuses) with an evaluation that met it."""
     bad: list[str] = []
     name = f"{run.get('workload')}/{run.get('variant')}"
     spec = _spec(run.get("workload"), run.get("variant"))
@@ -357,9 +359,13 @@ def contradictions(run: dict[str, Any], rows: list[dict[str, Any]], d: Path) -> 
         for what, t in over:
             if np.isfinite(t) and t > budget + tol:
                 bad.append(f"{what} {t:g} s is over the budget {budget:g} s (tolerance {tol:g} s)")
-    validation = [
-        (i, r) for i, r in enumerate(rows) if r.get("split", "validation") == "validation"
-    ]
+    for i, r in enumerate(rows):
+        if r.get("kind", "grid") not in ("grid", "snapshot"):
+            bad.append(f"evaluation {i}: kind {r.get('kind')!r} is neither grid nor snapshot")
+    validation = sorted(  # training-time order (stable): snapshots scanned after the fact
+        ((i, r) for i, r in enumerate(rows) if r.get("split", "validation") == "validation"),
+        key=lambda ir: np.nan_to_num(_num(ir[1].get("train_time_s")), nan=math.inf),
+    )
     met = [(i, r) for i, r in validation if _met(run, spec, r)]
     for i, r in validation:
         if r.get("met_target") is True and (i, r) not in met:
@@ -377,13 +383,19 @@ def contradictions(run: dict[str, Any], rows: list[dict[str, Any]], d: Path) -> 
                     f"time_to_target_s {run.get('time_to_target_s')!r} is not the training time "
                     f"of the first evaluation that met the target (evaluation {i}: {t:g} s)"
                 )
-            before = [r for j, r in validation if j < i]
-            prev_t = _num(before[-1].get("train_time_s")) if before else 0.0
+            k = validation.index((i, first))
+            prev_t = _num(validation[k - 1][1].get("train_time_s")) if k else 0.0
             prev = _num(run.get("prev_eval_train_time_s"))
             if np.isfinite(prev) and not math.isclose(prev, prev_t, rel_tol=1e-9, abs_tol=1e-9):
                 bad.append(
                     f"prev_eval_train_time_s {prev:g} is not the training time of the evaluation "
                     f"before the first that met the target ({prev_t:g} s)"
+                )
+            res = _num(run.get("time_resolution_s"))
+            if np.isfinite(res) and np.isfinite(t) and res > t - prev_t + 1e-9:
+                bad.append(
+                    f"time_resolution_s {res:g} is more than the training time between the "
+                    f"evaluation before the first that met the target and it ({t - prev_t:g} s)"
                 )
     elif status in FINISHED:
         if np.isfinite(ttt):

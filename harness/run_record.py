@@ -70,8 +70,15 @@ class RunRecord:
     s_per_step: float | None = None
     evals: int = 0
     time_to_target_s: float | None = None
-    prev_eval_train_time_s: float | None = None
+    prev_eval_train_time_s: float | None = None  # the last evaluated state before the met one
     steps_to_target: int | None = None
+    # training seconds between the state that met the target and the state handed over before
+    # it (a snapshot or an evaluation): how exact time_to_target_s is
+    time_resolution_s: float | None = None
+    snapshot_every_s: float | None = None  # the configured snapshot interval
+    snapshots: int = 0  # model states kept between evaluations (this attempt)
+    snapshot_evals: int = 0  # of them evaluated (after an evaluation met the target, at the budget)
+    snapshot_handover_s: float = 0.0  # on the clock: the snapshots' boundaries, step end to receipt
     attempts: int = 1
     segments: list[dict[str, Any]] = field(default_factory=list)
     wasted_train_s: float = 0.0

@@ -10,10 +10,15 @@ submission's functions against a training facade of the workload.
         the athlete imports the submission, builds its model and facade, reports its kernels;
         kernel parity (the athlete runs the kernel on the referee's inputs, the referee compares)
     segments: go (clock starts) -> the athlete runs init (first go only) and steps -> the
-        referee asks for a pause at the next evaluation time or the budget -> the athlete
+        referee asks for a pause at the next snapshot or evaluation time or the budget -> the
+        athlete
         synchronizes, runs prepare_for_eval, sends its model state (and at evaluations its
         checkpoint) -> clock stops on receipt -> SIGSTOP: no athlete thread runs while the
-        referee evaluates its own copy of the network, checkpoints and writes records -> SIGCONT
+        referee keeps a snapshot, or evaluates its own copy of the network, checkpoints and
+        writes records -> SIGCONT
+    time to target: an evaluation that meets the target makes the referee evaluate the
+        snapshots kept since the last failing evaluation, in order; the first that meets it
+        gives the time (``Snapshots``; docs/design.md#the-clock)
     finish: a test-split evaluation for analysis, run.json with status and summary
 
 A submission's fault (an exception, an exit, a signal, a hang past the watchdog, a non-finite
@@ -80,6 +85,10 @@ class RunConfig:
     device: str | None = None  # None: "cuda" when available, else "cpu"
     budget_s: float | None = None  # None: the spec's budget for this device kind
     eval_every_s: float | None = None  # None: the spec's
+    # training seconds between model snapshots (kept, evaluated only when an evaluation meets
+    # the target, to find the first state that met it); None: SNAPSHOT_BUDGET_FRACTION x budget,
+    # at most eval_every_s
+    snapshot_every_s: float | None = None
     final_test_eval: bool = True  # evaluate the test split once at the end (analysis only)
     checkpoint: bool = True  # checkpoint at every evaluation, so a requeued job resumes
     keep_checkpoint: bool = False  # keep checkpoint.pt once the trial has finished
@@ -141,6 +150,8 @@ STEPS_CSV = "steps.csv"
 ATHLETE_LOG_MAX = 1 << 20  # bytes of the athlete's stdout/stderr copied into log.txt
 UNPRIVILEGED = ("nobody", "nogroup")  # the athlete's user and group when the referee is root
 CHECKPOINT_FORMAT = 2  # the referee's container: the athlete's state as opaque bytes
+SNAPSHOT_BUDGET_FRACTION = 0.02  # the default snapshot interval: 2% of the budget
+SNAPSHOT_MEMORY_CAP = 512 << 20  # bytes of snapshots held in memory; beyond: spilled to files
 
 _PREEMPT: dict[str, str] = {}  # a reason noted by a scheduler's signal handler, read once
 
@@ -482,6 +493,63 @@ def _load_state(data: bytes, device: torch.device) -> dict[str, torch.Tensor]:
     return sd
 
 
+@dataclass
+class Snapshot:
+    """A model state the athlete handed over between evaluations, with its training time."""
+
+    step: int
+    train_time_s: float
+    prev_train_time_s: float  # the boundary before it: the resolution of its time
+    loss: float | str | None
+    data: bytes | None  # in memory, or
+    path: Path | None  # spilled to the store's private folder
+
+
+class Snapshots:
+    """The model states kept since the last evaluation that did not meet the target.
+
+    Held as the bytes the athlete sent (never unpickled until evaluated, and then with
+    ``weights_only``); past ``cap`` bytes in memory, further ones are written to a private
+    temporary folder of the referee's (mode 0700), removed by ``close``."""
+
+    def __init__(self, cap: int | None = None):
+        self.cap = SNAPSHOT_MEMORY_CAP if cap is None else cap
+        self.items: list[Snapshot] = []
+        self.in_memory = 0
+        self.folder: Path | None = None
+        self.taken = self.spilled = 0
+
+    def add(self, step: int, train_s: float, prev_s: float, loss: Any, data: bytes) -> None:
+        snap = Snapshot(step, train_s, prev_s, loss, data, None)
+        if self.in_memory + len(data) > self.cap:
+            if self.folder is None:
+                self.folder = Path(tempfile.mkdtemp(prefix="ttr-snapshots-"))
+            snap.path = self.folder / f"step_{step}.pt"
+            snap.path.write_bytes(data)
+            snap.data = None
+            self.spilled += 1
+        else:
+            self.in_memory += len(data)
+        self.items.append(snap)
+        self.taken += 1
+
+    @staticmethod
+    def read(snap: Snapshot) -> bytes:
+        return snap.data if snap.data is not None else snap.path.read_bytes()
+
+    def clear(self) -> None:
+        for snap in self.items:
+            if snap.path is not None:
+                snap.path.unlink(missing_ok=True)
+        self.items, self.in_memory = [], 0
+
+    def close(self) -> None:
+        self.clear()
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
+
+
 class _Referee:
     def __init__(
         self,
@@ -504,6 +572,9 @@ class _Referee:
         self.t_go: float | None = None  # when the running segment's go was sent
         self.eval_time_s = 0.0
         self.next_eval_at = 0.0
+        self.snaps = Snapshots()
+        self.ckpt_asked = False  # whether the pause of the running segment asked a checkpoint
+        self.boundary_s = 0.0  # training time of the last step boundary (snapshot or evaluation)
         self.ckpt_train_s = 0.0  # training time of the last checkpoint written
         self.t_start = time.perf_counter()
         self.athlete: _Athlete | None = None
@@ -571,6 +642,7 @@ class _Referee:
                 log.info("checkpoint removed (the trial is finished; keep it: --keep-checkpoints)")
         finally:
             self._close_athlete()
+            self.snaps.close()
             if old_term is not None:
                 signal.signal(signal.SIGTERM, old_term)
             log.removeHandler(handler)
@@ -648,6 +720,18 @@ class _Referee:
         kind = "gpu" if self.device.type == "cuda" else "cpu"
         self.budget_s = cfg.budget_s if cfg.budget_s is not None else spec.budget_for(kind)
         self.eval_every_s = cfg.eval_every_s if cfg.eval_every_s is not None else spec.eval_every_s
+        self.snapshot_every_s = (
+            cfg.snapshot_every_s
+            if cfg.snapshot_every_s is not None
+            else min(self.eval_every_s, SNAPSHOT_BUDGET_FRACTION * self.budget_s)
+        )
+        if cfg.snapshot_every_s is not None and not (
+            cfg.snapshot_every_s > 0 and math.isfinite(cfg.snapshot_every_s)
+        ):
+            raise ContractError(
+                f"snapshot_every_s must be a positive number of seconds, got {cfg.snapshot_every_s}"
+            )
+        self.rec.snapshot_every_s = self.snapshot_every_s
         self.watchdog_s = (
             cfg.watchdog_s
             if cfg.watchdog_s is not None
@@ -669,6 +753,8 @@ class _Referee:
         self.workload = build_workload(spec, self.device, eval_seed=seed)
         self.ref_model = self.workload.init_model(make_generator(cfg.seed, "init", self.device))
         resume = self._resume()
+        self.boundary_s = self.elapsed_s
+        self.next_snap_at = self._next_snapshot()
         self.steps_log.start(self.step if self.step else None)
         if machine.contention_checks_enabled():  # probe now, sample the load while it runs
             me = os.getpid()
@@ -812,8 +898,13 @@ class _Referee:
                 beat[0] = now
 
         while True:
-            stop_at = min(self.next_eval_at, self.budget_s)
-            wants_ckpt = cfg.checkpoint and self.next_eval_at < self.budget_s
+            stop_at = min(self.next_eval_at, self.next_snap_at, self.budget_s)
+            # a checkpoint with the evaluations only (a snapshot's hand-over is the model's)
+            wants_ckpt = (
+                cfg.checkpoint
+                and self.next_eval_at < self.budget_s
+                and self.next_eval_at <= self.next_snap_at
+            )
             if ath.stopped:
                 ath.resume()
             ath.send(
@@ -825,6 +916,7 @@ class _Referee:
                 }
             )
             seg_start = self.elapsed_s
+            self.ckpt_asked = wants_ckpt
             self.t_go = t0 = time.perf_counter()  # clock starts
             msg = ath.receive(t0 + max(0.0, stop_at - self.elapsed_s), tick)
             if msg is None:  # time for a boundary: ask, and wait at most the watchdog
@@ -862,32 +954,103 @@ class _Referee:
             if t is None:
                 t = min(seg_start + float(since_go), self.elapsed_s)
             self.steps_log.add(int(step), t, {"loss": loss, "lr": lr})
-        if self.elapsed_s >= self.budget_s:
-            return "budget_exhausted", None  # no evaluation once the budget is spent
+        prev_boundary_s, self.boundary_s = self.boundary_s, self.elapsed_s
+        if self.elapsed_s >= self.budget_s:  # the state past the budget is never evaluated
+            return self._at_budget()
         done = bool(msg.get("done"))
         max_hit = self.cfg.max_steps is not None and self.step >= self.cfg.max_steps
         if done or max_hit or self.elapsed_s >= self.next_eval_at - 1e-9:
-            met = self._evaluate(msg)
+            row, met = self._evaluate(
+                msg["payloads"][0], self.step, self.elapsed_s, msg.get("loss"), "grid"
+            )
             if met:
+                self._reached(row, prev_boundary_s)
                 return "reached_target", None
+            self.snaps.clear()  # a failing evaluation: the states before it cannot count
             if done:
                 return "complete", "the submission ended training before reaching the target"
             if max_hit:
                 return "complete", f"stopped after max_steps={self.cfg.max_steps} steps"
             self.next_eval_at = self.elapsed_s + self.eval_every_s
-            self._checkpoint(msg)
+            self.next_snap_at = self._next_snapshot()
+            if self.ckpt_asked:  # asked at the pause for this evaluation (not for a snapshot)
+                self._checkpoint(msg)
             return None
+        # a snapshot: kept (off the clock), evaluated only if a later evaluation meets the target
+        self.snaps.add(
+            self.step, self.elapsed_s, prev_boundary_s, msg.get("loss"), msg["payloads"][0]
+        )
+        self.next_snap_at = self._next_snapshot()
+        self.rec.snapshots += 1
+        if rows and int(rows[-1][0]) == self.step:  # last step's end to receipt: the hand-over
+            self.rec.snapshot_handover_s += max(
+                0.0, self.elapsed_s - seg_start - float(rows[-1][1])
+            )
         if self.progress is not None:
             self.progress(self.step, self.elapsed_s, self.budget_s)
         return None
 
-    def _evaluate(self, msg: dict[str, Any]) -> bool:
+    def _next_snapshot(self) -> float:
+        """The training time of the next snapshot; none (inf) where the evaluation grid is as
+        fine (an interval of 0 or one not below ``eval_every_s``)."""
+        every = self.snapshot_every_s
+        if not (0 < every < self.eval_every_s):
+            return math.inf
+        return self.elapsed_s + every
+
+    def _at_budget(self) -> tuple[str, str | None]:
+        """The budget is spent: the last snapshot within it is evaluated (the closing point of
+        the evaluation grid); if it meets the target, so may an earlier one."""
+        if not self.snaps.items:
+            return "budget_exhausted", None
+        last = self.snaps.items[-1]
+        row, met = self._evaluate(
+            Snapshots.read(last), last.step, last.train_time_s, last.loss, "snapshot"
+        )
+        if not met:
+            return "budget_exhausted", None
+        self.snaps.items.pop()
+        self._reached(row, last.prev_train_time_s)
+        return "reached_target", None
+
+    def _reached(self, row: dict[str, Any], prev_boundary_s: float) -> None:
+        """An evaluation met the target: the snapshots kept since the last failing one are
+        evaluated in order, and the first that meets it (or else ``row``) gives the time to
+        target, with its resolution: the training time since the state handed over before it."""
+        met_state = self.eval_state
+        for snap in self.snaps.items:
+            got, met = self._evaluate(
+                Snapshots.read(snap), snap.step, snap.train_time_s, snap.loss, "snapshot"
+            )
+            if met:
+                row, prev_boundary_s, met_state = got, snap.prev_train_time_s, self.eval_state
+                break
+        self.snaps.clear()
+        self.eval_state = met_state
+        i = next(j for j, r in enumerate(self.evals) if r is row)
+        self.rec.time_to_target_s = row["train_time_s"]
+        self.rec.prev_eval_train_time_s = self.evals[i - 1]["train_time_s"] if i else 0.0
+        self.rec.steps_to_target = row["step"]
+        self.rec.time_resolution_s = row["train_time_s"] - prev_boundary_s
+        log.info(
+            "time to target %.3f s (step %d, %s evaluation; resolution %.3f s)",
+            row["train_time_s"],
+            row["step"],
+            row["kind"],
+            self.rec.time_resolution_s,
+        )
+        self.write()
+
+    def _evaluate(
+        self, data: bytes, step: int, train_s: float, loss: Any, kind: str
+    ) -> tuple[dict[str, Any], bool]:
+        """Off the clock: the referee's copy of the network with a handed-over state, on the
+        validation split. The row goes into evals.jsonl, which is kept in training-time order."""
         t0 = time.perf_counter()
-        loss = msg.get("loss")
         loss = float(loss) if loss is not None else None
         if loss is not None and not math.isfinite(loss):
-            raise TrialFailed(f"non-finite loss ({loss}) by step {self.step}")
-        state = _load_state(msg["payloads"][0], self.device)
+            raise TrialFailed(f"non-finite loss ({loss}) by step {step}")
+        state = _load_state(data, self.device)
         try:
             self.ref_model.load_state_dict(state, strict=True)
         except RuntimeError as e:
@@ -897,18 +1060,20 @@ class _Referee:
             ) from None
         for name, p in self.ref_model.named_parameters():
             if not torch.isfinite(p).all():
-                raise TrialFailed(f"non-finite parameter {name!r} by step {self.step}")
+                raise TrialFailed(f"non-finite parameter {name!r} by step {step}")
         self.eval_state = state
         self.ref_model.eval()
         with torch.no_grad():
             metrics = self.workload.evaluate(self.ref_model, "validation")
         dt = time.perf_counter() - t0
         self.eval_time_s += dt
+        self.rec.snapshot_evals += kind == "snapshot"
         met = self.spec.meets_target(metrics)
         row = {
             "eval": len(self.evals),
-            "step": self.step,
-            "train_time_s": self.elapsed_s,
+            "kind": kind,  # "grid": on the evaluation grid; "snapshot": a kept state, scanned
+            "step": step,
+            "train_time_s": train_s,
             "wall_time_s": time.perf_counter() - self.t_start,
             "eval_time_s": dt,
             "split": "validation",
@@ -917,27 +1082,25 @@ class _Referee:
             **metrics,
         }
         self.evals.append(row)
+        self.evals.sort(key=lambda r: (r["train_time_s"], r["step"]))  # training-time order
+        for i, r in enumerate(self.evals):
+            r["eval"] = i
         records.write_jsonl(self.run_dir / records.EVALS_JSONL, self.evals)
         self.steps_log.flush()
         if self.progress is not None:
             self.progress(self.step, self.elapsed_s, self.budget_s)
         log.info(
-            "eval %d: step %d, train %.1f s, %s = %.4g (target %.4g)%s",
-            row["eval"],
-            self.step,
-            self.elapsed_s,
+            "eval (%s): step %d, train %.1f s, %s = %.4g (target %.4g)%s",
+            kind,
+            step,
+            train_s,
             self.spec.metric,
             metrics.get(self.spec.metric, math.nan),
             self.spec.target,
             ", target met" if met else "",
         )
-        if met:
-            prev = self.evals[-2]["train_time_s"] if len(self.evals) > 1 else 0.0
-            self.rec.time_to_target_s = self.elapsed_s
-            self.rec.prev_eval_train_time_s = prev
-            self.rec.steps_to_target = self.step
         self.write()
-        return met
+        return row, met
 
     def _checkpoint(self, msg: dict[str, Any]) -> None:
         """Off the clock, after an evaluation: the athlete's state (opaque bytes) and the

@@ -10,6 +10,11 @@ points, so studies are independent randomised quasi-Monte Carlo designs that eac
 even coverage (Owen, "Monte Carlo theory, methods and examples", ch. 17).
 
 Self-tuning: one trial per study with the search space's defaults and a larger budget.
+
+Paired design: a trial's run seed (init, data order, the update generator) is ``study_seed(plan
+seed, study)``: the same for every trial of a study and every submission planned with that seed,
+never a function of the submission or the trial's hyperparameters; the evaluation seed is the
+study's too (``harness.evalseed``). docs/design.md#tuning.
 """
 
 from __future__ import annotations
@@ -71,6 +76,14 @@ def trial_seed(seed: int, study: int, trial: int) -> int:
     """A run seed derived by hashing, so it is stable across numpy versions and platforms."""
     digest = hashlib.sha256(f"ttr-plan/{seed}/{study}/{trial}".encode()).digest()
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF  # fits torch.manual_seed anywhere
+
+
+def study_seed(seed: int, study: int) -> int:
+    """The run seed of every trial of ``study`` (of every submission planned with ``seed``):
+    studies are the replicates, and within one every trial and submission trains from the same
+    initial weights on the same data order. (It is ``trial_seed(seed, study, 0)``: plans of one
+    trial per study, self-tuning ones included, keep the seeds they had.)"""
+    return trial_seed(seed, study, 0)
 
 
 @dataclass(frozen=True)
@@ -140,7 +153,7 @@ def make_plan(
         raise ValueError(f"studies and trials must be >= 1, got {studies} x {trials}")
     if self_tuning:
         points = tuple(
-            TrialPoint(s, 0, trial_seed(seed, s, 0), space.defaults(), None) for s in range(studies)
+            TrialPoint(s, 0, study_seed(seed, s), space.defaults(), None) for s in range(studies)
         )
         multiplier = SELF_TUNING_BUDGET_MULTIPLIER
         return Plan(seed, studies, 1, True, multiplier, space_signature(space), points)
@@ -150,7 +163,7 @@ def make_plan(
         shift = np.random.default_rng([seed, s]).random(space.dim)
         for t, u in enumerate((base + shift) % 1.0):
             unit = tuple(float(x) for x in u)
-            points.append(TrialPoint(s, t, trial_seed(seed, s, t), space.from_unit(unit), unit))
+            points.append(TrialPoint(s, t, study_seed(seed, s), space.from_unit(unit), unit))
     return Plan(seed, studies, trials, False, 1.0, space_signature(space), tuple(points))
 
 
@@ -176,9 +189,14 @@ def load_or_make_plan(
     saved = Plan.load(path)
     fields = ("seed", "studies", "trials", "self_tuning", "space")
     diff = [f for f in fields if getattr(saved, f) != getattr(wanted, f)]
+    if not diff and [p.seed for p in saved.points] != [p.seed for p in wanted.points]:
+        diff = ["run seeds"]  # an older plan's per-trial seeds: its studies are not paired
     if diff:
         detail = "; ".join(
-            f"{f}: saved {getattr(saved, f)!r}, asked {getattr(wanted, f)!r}" for f in diff
+            f"{f}: saved {getattr(saved, f)!r}, asked {getattr(wanted, f)!r}"
+            if f != "run seeds"
+            else "run seeds: saved one per trial, now one per study (the paired design)"
+            for f in diff
         )
         raise PlanError(
             f"{path}: the saved trial plan differs from the requested one ({detail}). "

@@ -42,7 +42,9 @@ def test_plan_shape_seeds_and_values() -> None:
     plan = make_plan(SPACE)  # the default 3 studies x 5 trials
     assert (plan.studies, plan.trials, len(plan.points)) == (3, 5, 15)
     assert [(p.study, p.trial) for p in plan.points][:6] == [(0, t) for t in range(5)] + [(1, 0)]
-    assert len({p.seed for p in plan.points}) == 15
+    # paired design: one run seed per study, shared by its trials (docs/design.md#tuning)
+    assert [len({p.seed for p in plan.points if p.study == s}) for s in range(3)] == [1, 1, 1]
+    assert len({p.seed for p in plan.points}) == 3
     for p in plan.points:
         for param in SPACE.params:
             assert param.check(p.hparams[param.name]) is None, (param.name, p.hparams)
