@@ -20,7 +20,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from slurm_cluster import ClusterUnavailable, start_cluster, stop_cluster
+from slurm_cluster import CLUSTER_DOWN, ClusterUnavailable, start_cluster, stop_cluster
 
 # one cluster per process, shared by every definition of the fixture (plugin and imports)
 _STATE: dict = {"users": 0, "dir": None, "env_before": {}, "error": None}
@@ -53,6 +53,7 @@ def _acquire(log_dir: Path) -> Path:
                 except ClusterUnavailable:
                     _keep_logs_and_remove(cluster_dir, log_dir)
                     raise
+                _start_reaper(cluster_dir)
                 _STATE["dir"] = cluster_dir
                 _STATE["owned"] = True
         except ClusterUnavailable as e:
@@ -63,6 +64,25 @@ def _acquire(log_dir: Path) -> Path:
         os.environ.update(env)
     _STATE["users"] += 1
     return _STATE["dir"]
+
+
+def _start_reaper(cluster_dir: Path) -> None:
+    """A detached watcher (its own session) that stops the cluster's daemons and removes its
+    folder once this pytest process is gone, so a run that is killed (SIGKILL, a crash, a CI
+    timeout) before its teardown leaves no munged, mariadbd, slurmdbd, slurmctld or slurmd
+    behind. After a normal teardown it finds the folder gone and does nothing."""
+    watch = (
+        f"while kill -0 {os.getpid()} 2>/dev/null; do sleep 1; done; "
+        f'if [ -d "{cluster_dir}" ]; then bash "{CLUSTER_DOWN}" "{cluster_dir}"; '
+        f'rm -rf "{cluster_dir}"; fi'
+    )
+    subprocess.Popen(
+        ["sh", "-c", watch],
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _release() -> None:
