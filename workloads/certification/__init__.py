@@ -38,6 +38,7 @@ from harness.api import (
     seeded_build,
     split_seed,
 )
+from workloads._common.heldout import reassigned_split
 from workloads.certification import attacks, bounds
 from workloads.certification import data as cert_data
 from workloads.certification.model import Arch, CertNet
@@ -268,13 +269,7 @@ class CertificationWorkload(Workload):
         s = self.splits
         if self.spec.dataset != "digits":
             return s.x[split], s.y[split]
-        x = torch.cat([s.x["validation"], s.x["test"]])
-        y = torch.cat([s.y["validation"], s.y["test"]])
-        g = torch.Generator().manual_seed(split_seed(seed, "certification-digits"))
-        perm = torch.randperm(len(y), generator=g)
-        n_val = len(s.y["validation"])
-        idx = perm[:n_val] if split == "validation" else perm[n_val:]
-        return x[idx], y[idx]
+        return reassigned_split(s.x, s.y, split, split_seed(seed, "certification-digits"))
 
     def evaluate(self, model: torch.nn.Module, split: str) -> dict[str, float]:
         """Certified accuracy (float64 IBP at eps), natural accuracy and loss, PGD accuracy."""

@@ -107,16 +107,11 @@ def evaluation_split(spec, public: Splits, split: str, eval_seed: int) -> tuple:
     - other datasets (``cifar10``): the loader's own held-out split.
     """
     from harness.api import split_seed
+    from workloads._common.heldout import reassigned_split
 
     if spec.dataset == "mnist1d":
         fresh = mnist1d(spec.num_samples, split_seed(eval_seed, "snn-mnist1d"), 0.1, 0.1)
         return fresh.x[split], fresh.y[split]
     if spec.dataset == "digits":
-        x = torch.cat([public.x["validation"], public.x["test"]])
-        y = torch.cat([public.y["validation"], public.y["test"]])
-        g = torch.Generator().manual_seed(split_seed(eval_seed, "snn-digits"))
-        perm = torch.randperm(len(y), generator=g)
-        n_val = len(public.y["validation"])
-        idx = perm[:n_val] if split == "validation" else perm[n_val:]
-        return x[idx], y[idx]
+        return reassigned_split(public.x, public.y, split, split_seed(eval_seed, "snn-digits"))
     return public.x[split], public.y[split]
