@@ -131,8 +131,8 @@ def _quick_evaluations() -> None:
     a run with a boundary after every step does not spend minutes evaluating."""
     real = runner.build_workload
 
-    def build(spec, device):
-        wl = real(spec, device)
+    def build(spec, device, **kw):
+        wl = real(spec, device, **kw)
         wl.evaluate = lambda model, split: {spec.metric: math.nan}
         return wl
 
