@@ -294,8 +294,9 @@ def test_sigterm_to_a_sweep_then_the_rerun_waits_for_the_orphan(tmp_path, make_s
     trial = [records.trial_dir(runs, HW, "ldpc", "smoke", "gated", 0, t) for t in (0, 1)]
     try:
         _wait_for(  # claimed and recorded: status reads the record, under load it lags
-            lambda: records.claim_state(trial[0]) == "live"
-            and (trial[0] / records.RUN_JSON).is_file(),
+            lambda: (
+                records.claim_state(trial[0]) == "live" and (trial[0] / records.RUN_JSON).is_file()
+            ),
             "the first trial's claim and record",
         )
         sweep.send_signal(signal.SIGTERM)
