@@ -210,19 +210,26 @@ def runner_once(workload: str, args, cache: str) -> float:
     return first - t0
 
 
+def _repeat(once, w: str, args, warm: str) -> list:
+    """``args.repeats`` calls of ``once(w, args, cache)``: each in a fresh cache folder with
+    ``--cold``, else all in the warm one."""
+    out = []
+    for _ in range(args.repeats):
+        if args.cold:
+            with tempfile.TemporaryDirectory() as cold:
+                out.append(once(w, args, cold))
+        else:
+            out.append(once(w, args, warm))
+    return out
+
+
 def measure(args) -> dict:
     out: dict = {}
     with tempfile.TemporaryDirectory() as warm:
         for w in args.workloads:
             if not args.cold:
                 phases_once(w, args, warm)  # fills the data, numba and parity caches
-            runs = []
-            for _ in range(args.repeats):
-                if args.cold:
-                    with tempfile.TemporaryDirectory() as cold:
-                        runs.append(phases_once(w, args, cold))
-                else:
-                    runs.append(phases_once(w, args, warm))
+            runs = _repeat(phases_once, w, args, warm)
             med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
             row = {
                 "submission": BASELINES[w],
@@ -235,14 +242,7 @@ def measure(args) -> dict:
                 "repeats": args.repeats,
             }
             if args.runner:
-                cache = warm
-                times = []
-                for _ in range(args.repeats):
-                    if args.cold:
-                        with tempfile.TemporaryDirectory() as cold:
-                            times.append(runner_once(w, args, cold))
-                    else:
-                        times.append(runner_once(w, args, cache))
+                times = _repeat(runner_once, w, args, warm)
                 row["runner_to_first_step_s"] = statistics.median(times)
                 row["runner_to_first_step_range_s"] = [min(times), max(times)]
             out[w] = row
