@@ -162,3 +162,26 @@ def test_compiled_parity():
         pytest.skip("torch.compile does not work on this CPU (no C++ compiler?)")
     for i, case in enumerate(CASES):
         check_parity(kernel.fn, case, "cpu", seed=i)
+
+
+def test_gpu_benchmark_parity_and_refusal_without_cuda():
+    """benchmarks/min_sum_gpu.py: its parity check finds the reference equal to itself and to
+    ``saved_min_sum`` on CPU (ties included), and a CPU-only machine gets exit code 2."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import min_sum_gpu
+
+    v2c, w = min_sum_gpu.make_inputs(4, torch.device("cpu"))
+    grad = torch.randn_like(v2c)
+    impls = min_sum_gpu.implementations()
+    for name in ("reference", "saved"):
+        diffs = min_sum_gpu.parity(impls[name], v2c, w, grad)
+        assert diffs == {
+            "fwd_max_abs_diff": 0.0,
+            "grad_v2c_max_abs_diff": 0.0,
+            "grad_w_max_rel_diff": 0.0,
+        }, name
+    # a wrong kernel is caught: scaling the output changes the forward
+    wrong = min_sum_gpu.parity(lambda v, ww: 1.01 * check_node_update(v, ww), v2c, w, grad)
+    assert wrong["fwd_max_abs_diff"] > 0
+    if not torch.cuda.is_available():
+        assert min_sum_gpu.main(["--out", "/nonexistent-never-written"]) == 2
