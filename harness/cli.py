@@ -308,6 +308,7 @@ def _plan(args: argparse.Namespace, self_tuning: bool = False):
         self_tuning,
         save=not args.dry_run,
         problems=problems,
+        grow=self_tuning,
     )
     split = sort_jobs(jobs, dry_run=args.dry_run, retry_failed=getattr(args, "retry_failed", False))
     if args.keep_checkpoints:
@@ -401,80 +402,106 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    """The main job: a small tuned comparison of every submission on every workload it
-    supports, then the leaderboard. Re-running skips finished trials."""
+    """The main job: the self-tuning protocol with adaptive replication (harness/bench.py),
+    then the leaderboard, rewritten after every look. Re-running resumes."""
     from tqdm import tqdm
 
-    from harness import records
+    from harness import bench
     from harness.report import write_report
-    from harness.sweep import job_budget_s, run_job
 
     runs = Path(args.runs)
-    jobs, split = _plan(args)
-    todo, done = split.todo, split.finished + split.live
-    kind = records.device_kind(records.hardware_class())
+    schedule = bench.looks(args.studies, max(args.studies, args.max_studies))
+    if args.hours <= 0:
+        raise ValueError(f"--hours must be more than 0, got {args.hours}")
+    level = bench.look_level(len(schedule))
+    protocol = (
+        f"self-tuning: each method at its defaults, one trial per study; studies added in looks "
+        f"of {', '.join(map(str, schedule))} where a verdict is open (each look at "
+        f"{level:.2%}, so {bench.FAMILY_LEVEL:.0%} over all looks); at most {args.hours:g} h"
+    )
     if args.dry_run:
-        print_plan(jobs, todo, done, runs, kind)
+        args.trials = 1
+        jobs, split = _plan(args, self_tuning=True)
+        print(protocol)
+        print("the first look:")
+        print_plan(jobs, split.todo, split.finished + split.live, runs, _kind())
         _print_problems(split.unplanned + split.problems)
         return 0
-    print(
-        f"{len(jobs)} trials ({args.studies} studies x {args.trials} trials per submission): "
-        f"{len(split.finished)} already done, {len(split.live)} running elsewhere (left to "
-        f"them), {len(todo)} to run",
-        flush=True,
-    )
-    _print_problems(split.unplanned + split.problems)
-    rows, failed = [], 0
-    budgets_left = sum(job_budget_s(j, kind) for j in todo)
-    disable = _bar_disable(args)
-    with tqdm(
-        total=len(todo),
-        desc="bench",
-        unit="trial",
-        file=sys.stderr,
-        disable=disable,
-        dynamic_ncols=True,
-        bar_format="{desc}: {n_fmt}/{total_fmt} trials|{bar}| [{elapsed}{postfix}]",
-    ) as bar:
-        for i, job in enumerate(todo, 1):
-            bar.set_postfix_str(f"at most {fmt_duration(budgets_left)} of budgets left")
-            _say(f"\n[{i}/{len(todo)}] {job.label}  hparams {job.hparams}")
-            job = dataclasses.replace(job, final_test_eval=False)  # keep the main job short
-            try:
-                with run_progress(job.label, disable, position=1) as progress:
-                    res = run_job(job, progress)
-            except FileExistsError as e:  # claimed or finished by another process meanwhile
-                _say(f"   -> skipped: {e}")
-                bar.update(1)
-                continue
-            rows.append(res.summary)
-            failed += res.status == "failed"
-            _say(f"   -> {res.status}{': ' + res.reason if res.reason else ''}")
-            budgets_left -= job_budget_s(job, kind)
-            bar.update(1)
-    if rows:
-        print()
-        print_summary(rows)
     out = Path(args.out) if args.out else None
     if out is None and _partial(args):
         out = runs / "leaderboard"  # a part never overwrites the committed leaderboards/<hw>/
         print(
-            f"\na partial bench (--workloads/--submissions/--variant): the leaderboard goes to "
+            f"a partial bench (--workloads/--submissions/--variant): the leaderboard goes to "
             f"{out}, not leaderboards/ (give --out to choose)"
         )
-    rep = write_report(
-        runs,
-        out,
-        variant=args.variant,
+    print(protocol, flush=True)
+    subs = [Path(s).name for s in args.submissions] if args.submissions else None
+    written: list[Any] = []
+
+    def report(outcome: bench.BenchOutcome) -> None:
+        try:
+            rep = write_report(
+                runs, out, variant=args.variant, workloads=args.workloads, submissions=subs
+            )
+        except ContractError as e:  # nothing finished to rank yet
+            _say(f"no leaderboard yet: {e}")
+            return
+        written[:] = [rep]
+        _say(f"leaderboard rewritten: {rep.readme}")
+        for st in outcome.states.values():
+            _say(f"   {st.workload}: {st.why}")
+
+    cfg = bench.BenchConfig(
+        runs=runs,
         workloads=args.workloads,
-        submissions=[Path(s).name for s in args.submissions] if args.submissions else None,
+        submissions=args.submissions,
+        variant=args.variant,
+        seed=args.seed,
+        hours=args.hours,
+        first=schedule[0],
+        last=schedule[-1],
+        parallel=args.parallel == "auto",
+        keep_checkpoints=args.keep_checkpoints,
+        retry_failed=args.retry_failed,
     )
-    for p in rep.problems:
-        print(f"left out: {p}", file=sys.stderr)
+    with tqdm(
+        total=0,
+        desc="look",
+        unit="trial",
+        file=sys.stderr,
+        disable=_bar_disable(args),
+        dynamic_ncols=True,
+    ) as bar:
+        outcome = bench.run_bench(cfg, report, say=_say, bar=bar)
+    _print_problems(outcome.problems)
+    if not written:
+        report(outcome)
+    print("\nverdicts:")
+    for st in outcome.states.values():
+        vd = st.verdict
+        print(
+            f"  {st.workload:<14} {vd.get('verdict', 'undecided'):<11} "
+            f"fastest {vd.get('fastest') or '-'}, runner-up {vd.get('runner_up') or '-'}; "
+            f"{st.why}"
+        )
+    print(f"device time of this bench: {bench.fmt_hours(outcome.spent_s)} (all its runs)")
     print(f"\nrun records: {runs.resolve()}")
-    print(f"leaderboard: {rep.readme.resolve()}")
-    print(f"       html: {rep.html.resolve()}")
-    return 1 if failed or split.unplanned else 0
+    if written:
+        rep = written[0]
+        for p in rep.problems:
+            print(f"left out: {p}", file=sys.stderr)
+        print(f"leaderboard: {rep.readme.resolve()}")
+        print(f"       html: {rep.html.resolve()}")
+    if outcome.interrupted:
+        print("interrupted: run the same command again to resume", file=sys.stderr)
+        return 130
+    return 1 if outcome.failed or outcome.problems else 0
+
+
+def _kind() -> str:
+    from harness import records
+
+    return records.device_kind(records.hardware_class())
 
 
 def _print_problems(problems: list[str]) -> None:
@@ -845,15 +872,35 @@ def build_parser() -> argparse.ArgumentParser:
     b = _sub(
         sub,
         "bench",
-        "the main job: a small tuned comparison, then the leaderboard",
+        "the main job: verdicts by adaptive replication, then the leaderboard",
         cmd_bench,
-        description="The main job: every submission on every workload it supports, then the "
-        "leaderboard in leaderboards/<hardware class>/. A part (--workloads, --submissions or "
-        "another --variant) writes its leaderboard to <runs>/leaderboard/ unless --out is given.",
+        description="The main job: every submission on every workload it supports, at its "
+        "defaults (the self-tuning ruleset, 1.5x budget), with studies added in looks where a "
+        "verdict is still open, until every workload is settled or --hours is spent; the "
+        "leaderboard in leaderboards/<hardware class>/ is rewritten after every look. Ctrl-C "
+        "stops it; the same command resumes. A part (--workloads, --submissions or another "
+        "--variant) writes its leaderboard to <runs>/leaderboard/ unless --out is given. "
+        "docs/scoring.md#the-bench has the rules.",
     )
     _selection(b)
-    b.add_argument("--studies", type=int, default=2, help="studies per (workload, submission)")
-    b.add_argument("--trials", type=int, default=1, help="trials per study")
+    b.add_argument(
+        "--hours",
+        type=float,
+        default=2.0,
+        help="the bench's wall-clock time on this machine, all its runs together (resumed "
+        "runs add up); a trial starts only if it fits",
+    )
+    b.add_argument(
+        "--studies", type=int, default=3, help="studies per (workload, submission), first look"
+    )
+    b.add_argument("--max-studies", type=int, default=12, help="studies per cell at the last look")
+    b.add_argument(
+        "--parallel",
+        choices=("auto", "off"),
+        default="auto",
+        help="auto: one trial per core (pinned, one thread) on the workloads this hardware "
+        "class's reference allows it; off: one trial at a time on every core",
+    )
     b.add_argument("--seed", type=int, default=0, help="seed of the trial plans")
     b.add_argument("--runs", default="runs", help="records root")
     b.add_argument(

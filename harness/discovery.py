@@ -292,6 +292,26 @@ def declared_workloads(folder: Path) -> tuple[str, ...] | None:
     return tuple(value)
 
 
+def improves_on(folder: Path, workload: str) -> str | None:
+    """The method a submission's paper improves on, on ``workload``: the README front matter's
+    ``improves_on``, a submission name (every workload it runs) or a mapping workload -> name.
+    The board gives each such paper pair its own verdict. None where none is declared."""
+    readme = Path(folder) / "README.md"
+    value = front_matter(readme).get("improves_on")
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        value = value.get(workload)
+        if value is None:
+            return None
+    if not isinstance(value, str) or not value.strip():
+        raise ContractError(
+            f"{readme}: improves_on must be a submission name or a mapping workload: name, "
+            f"got {value!r}"
+        )
+    return value.strip()
+
+
 @dataclass(frozen=True)
 class SubmissionMeta:
     """What the referee needs of a submission without importing it."""

@@ -39,6 +39,7 @@ class Page:
     sections: list[Section]
     problems: list[Problem]
     base: Path  # the board's folder: figure paths are relative to it
+    verdict_tables: list = field(default_factory=list)  # Tables: the board's opening
 
 
 # -- verdicts in words ------------------------------------------------------------------------
@@ -114,7 +115,9 @@ def _md_block(b, base: Path, level: int) -> list[str]:
 def markdown(page: Page) -> str:
     out = [f"# {page.title}", ""]
     out += [" · ".join(f"**{k}**: {v}" for k, v in page.facts), ""]
-    out += ["## At a glance", ""]
+    out += ["## Verdicts", ""]
+    for t in page.verdict_tables:
+        out += _md_block(t, page.base, 3)
     if nothing_reached(page.verdicts):
         out += [f"> **{BANNER}**", ""]
     out += [f"- {verdict_line(v)}" for v in page.verdicts] + ["", page.intro, ""]
@@ -193,7 +196,8 @@ def _html_block(b) -> str:
 
 
 def _html_verdicts(page: Page) -> str:
-    parts = ['<h2 id="at-a-glance">At a glance</h2>']
+    parts = ['<h2 id="verdicts-h">Verdicts</h2>']
+    parts += [_html_table(t) for t in page.verdict_tables]
     if nothing_reached(page.verdicts):
         parts.append(f'<div class="banner" id="banner"><strong>{inline(BANNER)}</strong></div>')
     items = "".join(

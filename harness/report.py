@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness import figures, scoring
+from harness import discovery, figures, records, scoring
 from harness.api import ContractError
 from harness.collect import IDENTITY, PROVENANCE, SUMMARY, Problem, collect, write_parquet
 from harness.figures import FigureOut
@@ -57,6 +57,10 @@ class Board:
     # (workload, variant, submission) -> median over studies of the best validation value of
     # the primary metric (``best_metric``): how close a miss came
     best: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+    # the level each verdict is tested at: 0.95, or a look's level under the adaptive bench
+    # (harness/bench.py), which keeps 95% over all its looks
+    level: float = scoring.LEVEL
+    protocol: dict | None = None  # the bench's protocol (bench.json), when the runs have one
 
 
 @dataclass
@@ -274,7 +278,7 @@ def best_table(board: Board) -> Table:
         row += [top.name[2], fmt_interval(top.time_s, top.lo, top.hi)]
         if len(g) > 1:
             second = g.iloc[1]
-            vd = scoring.verdict(board.trials, (w, v))
+            vd = scoring.verdict(board.trials, (w, v), board.level)
             row += [
                 f"{second.name[2]}: {fmt_interval(second.time_s, second.lo, second.hi)}",
                 f"{pf[(w, v, top.name[2], second.name[2])]:.2f}",
@@ -391,6 +395,158 @@ def all_tables(board: Board) -> list[Table]:
 # -- verdicts: the numbers a reader wants first -------------------------------------------
 
 
+def _level_words(board: Board) -> str:
+    if board.level == scoring.LEVEL:
+        return "at 95%"
+    looks = (board.protocol or {}).get("looks") or []
+    return (
+        f"at {board.level:.2%} per look, so that over the bench's {len(looks)} looks "
+        f"({', '.join(map(str, looks))} studies) the error stays within 5% "
+        "(docs/scoring.md#the-bench)"
+    )
+
+
+def _p(x: float) -> str:
+    return "–" if not np.isfinite(x) else f"{x:.3f}"
+
+
+def verdict_table(board: Board) -> Table:
+    """One row per workload: the fastest against the runner-up, paired over studies."""
+    headers = ["Workload", "Verdict", "Fastest", "Runner-up", "Speed-up [95% CI]"]
+    headers += ["P(faster)", "Studies"]
+    rows = []
+    for w, v in board.times.index.droplevel(2).unique():
+        c = scoring.verdict(board.trials, (w, v), board.level)
+        studies = "–"
+        if c["fastest"] is not None:
+            studies = f"{c['n_pairs']} paired" if c["runner_up"] else f"{c['n_studies']}"
+        why = c["verdict"]
+        if c["fastest"] is None:
+            why += " (no median reached the target)"
+        rows.append(
+            [
+                f"{w} ({v})",
+                why,
+                c["fastest"] or "–",
+                c["runner_up"] or "–",
+                "–" if c["runner_up"] is None else fmt_speedup(c["speedup"], c["lo"], c["hi"]),
+                _p(c["p_faster"]),
+                studies,
+            ]
+        )
+    note = (
+        "Fastest = lowest median time to target over studies; the runner-up is the next. "
+        "Speed-up = runner-up's time / fastest's, paired study by study (study s gives both "
+        "the same seed), with its interval; P(faster) = the confidence that the fastest is "
+        f"faster. Verdict, {_level_words(board)}: separated when the interval lies above 1; "
+        f"equivalent when it lies within [1/{scoring.EQUIVALENCE:g}, {scoring.EQUIVALENCE:g}]; "
+        "else undecided. Studies: the pairs compared (a pair where both missed says nothing "
+        "and is left out)."
+    )
+    return Table("Per workload", note, headers, rows)
+
+
+def paper_pair_table(board: Board, pairs: Sequence[tuple[str, str, str]]) -> Table | None:
+    """One row per (workload, method, the method its paper improves on) with both on the board."""
+    rows = []
+    for w, method, base in pairs:
+        keys = board.times.index
+        variants = sorted({v for ww, v, _ in keys if ww == w})
+        for v in variants:
+            if (w, v, method) not in keys or (w, v, base) not in keys:
+                continue
+            c = scoring.paired_comparison(board.trials, method, base, (w, v), board.level)
+            r = scoring.paired_comparison(board.trials, base, method, (w, v), board.level)
+            if c["p_faster"] >= board.level:
+                verdict = "faster"
+            elif r["p_faster"] >= board.level:
+                verdict = "slower"
+            elif scoring.verdict_of(c["lo"], c["hi"], c["p_faster"], board.level) == "equivalent":
+                verdict = "equivalent"
+            else:
+                verdict = "undecided"
+            rows.append(
+                [
+                    f"{w} ({v})",
+                    method,
+                    base,
+                    verdict,
+                    fmt_speedup(c["speedup"], c["lo"], c["hi"]),
+                    _p(c["p_faster"]),
+                    f"{c['n_pairs']} paired",
+                ]
+            )
+    if not rows:
+        return None
+    headers = ["Workload", "Method", "Improves on", "Verdict", "Speed-up [95% CI]"]
+    headers += ["P(method faster)", "Studies"]
+    note = (
+        "Each method against the one its paper improves on (its README's `improves_on`), "
+        "paired over studies; speed-up = the baseline's time / the method's. Verdict "
+        f"{_level_words(board)}: faster or slower when the interval lies above or below 1; "
+        "equivalent when within a factor "
+        f"{scoring.EQUIVALENCE:g} either way; else undecided."
+    )
+    return Table("Paper pairs", note, headers, rows)
+
+
+def generic_table(board: Board, generic: Sequence[str]) -> Table | None:
+    """The generic methods (``workloads: all``) ranked among themselves across workloads."""
+    names = [g for g in generic if g in board.times.index.get_level_values("submission")]
+    if len(names) < 2:
+        return None
+    times = board.times[board.times.index.get_level_values("submission").isin(names)]
+    matrix = scoring.time_matrix(times)
+    scores = scoring.benchmark_score(matrix).to_frame().join(scoring.score_intervals(times))
+    scores["n_reached"] = np.isfinite(matrix).sum(axis=0)
+    scores = scores.sort_values("score", ascending=False, kind="stable")
+    rows = [
+        [
+            f"{scores['score'].rank(ascending=False, method='min')[s]:.0f}",
+            s,
+            f"{r.score:.3f} [{r.lo:.3f}, {r.hi:.3f}]",
+            f"{r.n_reached}/{len(matrix)}",
+        ]
+        for s, r in scores.iterrows()
+    ]
+    unreached = [w for (w, v), row in matrix.iterrows() if not np.isfinite(row).any()]
+    note = (
+        "The generic methods (one configuration, their defaults, on every workload) scored "
+        "against each other only: the performance profile's best is the best generic method "
+        "on each workload. Score intervals span the 95% intervals of the times "
+        "(docs/scoring.md#intervals)."
+    )
+    if unreached:
+        note += (
+            " No generic method's median reached the target on "
+            + ", ".join(unreached)
+            + " at its defaults."
+        )
+    return Table("Generic methods", note, ["Rank", "Method", "Score [95% CI]", "Reached"], rows)
+
+
+def verdict_tables(board: Board) -> list[Table]:
+    """The board's opening: per-workload verdicts, paper pairs, the generic ranking."""
+    subs = sorted(board.times.index.get_level_values("submission").unique())
+    pairs, generic = [], []
+    for s in subs:
+        try:
+            folder = discovery.find_submission(s)
+            if discovery.declared_workloads(folder) is None:
+                generic.append(s)
+            for w in sorted(board.times.index.get_level_values("workload").unique()):
+                base = discovery.improves_on(folder, w)
+                if base is not None:
+                    pairs.append((w, s, base))
+        except ContractError:
+            continue  # a submission not installed here: its rows stay, no pair or group
+    out = [verdict_table(board)]
+    for t in (paper_pair_table(board, pairs), generic_table(board, generic)):
+        if t is not None:
+            out.append(t)
+    return out
+
+
 @dataclass
 class Verdict:
     """One workload's answer: who is fastest and how sure that is, or how close the field came.
@@ -444,7 +600,7 @@ def verdicts(board: Board) -> list[Verdict]:
             if len(g) > 1:
                 vd.runner_up = g.index[1][2]
                 vd.p_faster = float(pf[(w, v, vd.winner, vd.runner_up)])
-                c = scoring.verdict(board.trials, (w, v))
+                c = scoring.verdict(board.trials, (w, v), board.level)
                 vd.verdict = c["verdict"]
                 vd.speedup, vd.speedup_lo, vd.speedup_hi = c["speedup"], c["lo"], c["hi"]
         name = _closest_name(board, w, v)
@@ -784,6 +940,9 @@ def write_report(
     hw, trials, evals, problems = select(src, hardware_class, variant, workloads, submissions)
     board = score_board(trials, hw, baseline, n_resamples, seed)  # raises before any write
     board.best = best_metric(trials, evals)
+    board.protocol = read_protocol(Path(runs))
+    if board.protocol and board.protocol.get("look_level"):
+        board.level = float(board.protocol["look_level"])
     out_dir = Path(out) if out is not None else Path("leaderboards") / hw
     same_hw = src.trials[src.trials["hardware_class"] == hw]
     names = sorted(same_hw["submission"].unique())  # colours do not change with a filter
@@ -797,6 +956,7 @@ def write_report(
         _sections(board, figs),
         problems,
         out_dir,
+        verdict_tables(board),
     )
     result = ReportResult(
         out_dir=out_dir,
@@ -811,4 +971,25 @@ def write_report(
     atomic_write_text(result.readme, markdown(page))
     atomic_write_text(result.html, html_page(page))
     write_parquet(board_parquet(trials, evals), result.parquet)
+    if board.protocol:
+        records.write_json(out_dir / PROTOCOL_JSON, board.protocol)
     return result
+
+
+PROTOCOL_JSON = "protocol.json"  # beside a board's results.parquet: the bench's protocol
+
+
+def read_protocol(runs: Path) -> dict | None:
+    """The bench protocol of a runs folder (``bench.json``) or of a board's parquet (the
+    ``protocol.json`` beside it); None when there is none (a plain sweep)."""
+    import json
+
+    from harness.bench import STATE
+
+    path = runs.parent / PROTOCOL_JSON if runs.is_file() else runs / STATE
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    proto = raw.get("protocol", raw) if isinstance(raw, dict) else None
+    return proto if isinstance(proto, dict) else None

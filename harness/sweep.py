@@ -23,7 +23,7 @@ from harness import checkpoint, discovery, records
 from harness.api import ContractError
 from harness.runner import ProgressFn, RunConfig, RunResult, run_trial
 from harness.search_space import SearchSpace, SearchSpaceError
-from harness.tuning import Plan, load_or_make_plan, make_plan
+from harness.tuning import Plan, load_or_make_plan
 
 log = logging.getLogger("ttr.sweep")
 
@@ -93,6 +93,7 @@ def plan_jobs(
     self_tuning: bool = False,
     save: bool = True,
     problems: list[str] | None = None,
+    grow: bool = False,
 ) -> list[Job]:
     """Every trial of the sweep; each (workload, submission) plan is saved before any runs.
 
@@ -123,14 +124,17 @@ def plan_jobs(
             plan_path = (
                 records.trial_dir(runs, hw, w, variant, sub.name, 0, 0).parents[1] / "plan.json"
             )
-            if save or plan_path.exists():  # load_or_make_plan writes only a missing plan
-                plan: Plan = load_or_make_plan(plan_path, space, studies, trials, seed, self_tuning)
-            else:
-                plan = make_plan(space, studies, trials, seed, self_tuning)
+            # load_or_make_plan writes only a missing plan (or a longer one, with grow), and
+            # nothing without save
+            plan: Plan = load_or_make_plan(
+                plan_path, space, studies, trials, seed, self_tuning, grow, save
+            )
             budget = None
             if plan.budget_multiplier != 1.0:
                 budget = spec.budget_for(records.device_kind(hw)) * plan.budget_multiplier
             for p in plan.points:
+                if p.study >= studies:  # a grown plan's later studies: not asked for here
+                    continue
                 jobs.append(
                     Job(
                         w,

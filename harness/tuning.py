@@ -174,21 +174,35 @@ def load_or_make_plan(
     trials: int = 5,
     seed: int = 0,
     self_tuning: bool = False,
+    grow: bool = False,
+    save: bool = True,
 ) -> Plan:
     """The plan saved at ``path``, or a new one saved there first; never a silently different one.
 
     A sweep calls this before it starts any trial. A saved plan that disagrees with the request
-    (another seed, size, mode or search space) raises ``PlanError`` naming the fields, because
-    running it would mix two tunings under one study directory.
+    (another seed, size, mode, budget multiplier or search space) raises ``PlanError`` naming
+    the fields, because running it would mix two tunings under one study directory.
+
+    ``grow`` (self-tuning plans only, as the adaptive ``ttr bench`` adds studies): a saved plan
+    that differs only in its number of studies is the same plan cut shorter or longer (study s
+    is the defaults at ``study_seed(seed, s)`` either way), so the longer of the two is kept,
+    saved and returned; its first ``studies`` studies are the ones asked for.
     """
     path = Path(path)
     wanted = make_plan(space, studies, trials, seed, self_tuning)
     if not path.exists():
-        wanted.save(path)
+        if save:
+            wanted.save(path)
         return wanted
     saved = Plan.load(path)
-    fields = ("seed", "studies", "trials", "self_tuning", "space")
+    fields = ("seed", "studies", "trials", "self_tuning", "budget_multiplier", "space")
     diff = [f for f in fields if getattr(saved, f) != getattr(wanted, f)]
+    if grow and self_tuning and saved.self_tuning and diff == ["studies"]:
+        if saved.studies >= wanted.studies:
+            return saved
+        if save:
+            wanted.save(path)
+        return wanted
     if not diff and [p.seed for p in saved.points] != [p.seed for p in wanted.points]:
         diff = ["run seeds"]  # an older plan's per-trial seeds: its studies are not paired
     if diff:

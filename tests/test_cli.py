@@ -129,7 +129,8 @@ def test_version_and_help(capsys):
     for name, p in subs.items():
         text = p.format_help()
         assert "exit codes:" in text and "2  bad usage" in text, name
-    assert "(default: 2)" in subs["bench"].format_help()  # --studies
+    assert "(default: 3)" in subs["bench"].format_help()  # --studies
+    assert "(default: 2.0)" in subs["bench"].format_help()  # --hours
     assert "(default: 5)" in subs["sweep"].format_help()  # --trials
     assert "(default: runs)" in subs["status"].format_help()
 
@@ -138,15 +139,19 @@ def test_bench_dry_run_writes_nothing(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     runs = tmp_path / "runs"
     argv = ["--workloads", "ldpc", "--submissions", "nms_baseline", "--variant", "smoke"]
+    argv += ["--studies", "2"]
     assert cli.main(["bench", *argv, "--runs", str(runs), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert not runs.exists() and not (tmp_path / "leaderboards").exists()
+    assert "self-tuning: each method at its defaults" in out and "looks of 2, 3, 5, 8, 12" in out
     assert "2 trials over 1 (workload, submission) pairs: 0 already done, 2 to run" in out
-    # smoke: 2 x 4 s of budget, and per trial an allowance of 30 s + 50% of the budget
-    assert "device time, at most: 1.2 min = 8 s of training budgets (cpu)" in out
+    # smoke: 2 x 4 s x 1.5 (self-tuning) of budget, and per trial an allowance of 30 s + 50% of
+    # the budget
+    assert "device time, at most: 1.3 min = 12 s of training budgets (cpu)" in out
     assert "+ 1.1 min: an allowance for setup and evaluation of ldpc" in out
     # with a saved plan and one finished trial: that trial is done, its overhead is measured
-    jobs = plan_jobs(runs, ["ldpc"], ["nms_baseline"], "smoke", studies=2, trials=1)
+    jobs = plan_jobs(runs, ["ldpc"], ["nms_baseline"], "smoke", studies=2, trials=1,
+                     self_tuning=True)  # fmt: skip
     d = jobs[0].run_dir(records.hardware_class())
     records.write_json(
         d / records.RUN_JSON,
@@ -157,10 +162,10 @@ def test_bench_dry_run_writes_nothing(tmp_path, capsys, monkeypatch):
     assert cli.main(["bench", *argv, "--runs", str(runs), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "1 already done, 1 to run" in out
-    assert "device time, at most: 10 s = 4 s of training budgets (cpu)" in out
+    assert "device time, at most: 12 s = 6 s of training budgets (cpu)" in out
     assert [(p, p.stat().st_mtime_ns) for p in _files(runs)] == before
-    argv_sw = ["sweep", "--executor", "slurm", "--gpus", "1", "--studies", "2", "--trials", "1"]
-    assert cli.main([*argv_sw, *argv, "--runs", str(runs), "--dry-run"]) == 0
+    argv_sw = ["sweep", "--executor", "slurm", "--gpus", "1", "--studies", "2", "--self-tuning"]
+    assert cli.main([*argv_sw, *argv[:-2], "--runs", str(runs), "--dry-run"]) == 0
     assert "of training budgets (gpu)" in capsys.readouterr().out
     assert [(p, p.stat().st_mtime_ns) for p in _files(runs)] == before
 
@@ -180,7 +185,7 @@ def test_a_partial_bench_never_writes_leaderboards(tmp_path, capsys, monkeypatch
     monkeypatch.chdir(tmp_path)
     runs = tmp_path / "runs"
     argv = ["bench", "--workloads", "ldpc", "--submissions", "nms_baseline", "--variant", "smoke"]
-    assert cli.main([*argv, "--studies", "1", "--runs", str(runs), "-q"]) == 0
+    assert cli.main([*argv, "--studies", "2", "--max-studies", "2", "--runs", str(runs), "-q"]) == 0
     out = capsys.readouterr().out
     assert not (tmp_path / "leaderboards").exists()
     assert (runs / "leaderboard" / "README.md").is_file() and str(runs / "leaderboard") in out

@@ -252,8 +252,8 @@ def test_report_files(report) -> None:
         )
         assert f"](figures/{p.name})" in report.readme.read_text()
     page = report.html.read_text()
-    # overall, fastest per workload, workloads, P(faster), ledger
-    assert page.count("<table>") == 1 + 1 + 2 + 2 + 1
+    # verdicts, overall, fastest per workload, workloads, P(faster), ledger
+    assert page.count("<table>") == 1 + 1 + 1 + 2 + 2 + 1
     assert page.count('src="data:image/svg+xml;base64,') == len(report.figures)
     assert len(pd.read_parquet(report.parquet)) > 0
 
@@ -332,7 +332,7 @@ def test_html_in_headless_chromium(report, tmp_path: Path) -> None:
     assert probe, f"no probe in chromium's DOM (rc {out.returncode}): {out.stderr[-2000:]}"
     images, loaded, tables = map(int, probe.groups())
     assert images == len(report.figures) and loaded == images, probe.group(0)
-    assert tables == 7, probe.group(0)
+    assert tables == 8, probe.group(0)  # the verdicts table first
     assert "fast" in out.stdout and "Cost ledger" in out.stdout
 
 

@@ -77,7 +77,7 @@ def test_smoke_runs_never_join_a_default_board(board) -> None:
 
 def test_verdicts_open_the_page(board, missed) -> None:
     page = board.html.read_text()
-    assert page.index('id="verdicts"') < page.index("<table>")
+    assert page.index('id="verdicts-h"') < page.index("<table>") < page.index('id="verdicts"')
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
     assert "`" not in page.split("<body>", 1)[1].split("</body>")[0].replace("&#x60;", "")
     assert "<code>err</code> ≤ 0.1" in page and "P(faster than" in page
@@ -86,7 +86,7 @@ def test_verdicts_open_the_page(board, missed) -> None:
     assert "Nothing reached a target yet" in banner
     assert "closest slow at" in banner and "reached in some studies: slow 1/3" in banner
     assert 'id="banner"' in missed.html.read_text()
-    head = banner.split("## At a glance")[0]
+    head = banner.split("## Verdicts")[0]
     assert (
         "Platinum 8480+" in head
         or "Test CPU" in head
@@ -122,7 +122,7 @@ def test_filters_and_refusals(runs: Path, tmp_path: Path) -> None:
 def _tables(readme: Path) -> str:
     """The README from its first table on, without the Problems list (paths differ)."""
     text = readme.read_text()
-    return text[text.index("## At a glance") :].split("## Problems")[0].split("Built by", 1)[1]
+    return text[text.index("## Verdicts") :].split("## Problems")[0].split("Built by", 1)[1]
 
 
 def test_board_rebuilt_from_its_own_parquet(board, tmp_path: Path) -> None:

@@ -473,7 +473,8 @@ def test_collect_and_report_refuse_contradicting_records(real_trial, tmp_path):
         (["sweep", "--executor", "debug", "--variant", "smok"], "has no variant"),
         (["bench", "--workloads", "ldpc", "--submissions", "nope"], "unknown submission"),
         (["sweep", "--executor", "local", "--parallelism", "0"], "--parallelism must be"),
-        (["bench", "--trials", "0"], "studies and trials must be at least 1"),
+        (["bench", "--studies", "1"], "looks need 2 <= first <= last"),
+        (["bench", "--hours", "0"], "--hours must be more than 0"),
     ],
 )
 def test_bad_input_is_refused_before_anything_is_written(tmp_path, capsys, argv, message):
