@@ -16,6 +16,7 @@ Run it on a quiet machine: other jobs on either core are exactly what it would m
 
     python benchmarks/per_core_throughput.py --json                  # all workloads
     python benchmarks/per_core_throughput.py --quick                 # smoke: few steps
+    python benchmarks/per_core_throughput.py --save                  # into the hardware reference
     python benchmarks/per_core_throughput.py --workloads ldpc snn --steps 50
 """
 
@@ -83,11 +84,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--workloads", nargs="+", default=list(BASELINES), choices=list(BASELINES))
     p.add_argument("--variant", default="default")
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--steps", type=int, default=200)
     p.add_argument("--cores", type=int, nargs=2, default=(0, 1), help="the two cores to use")
     p.add_argument("--quick", action="store_true", help="smoke run: 2 warm-up, 5 timed steps")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--save",
+        action="store_true",
+        help="write each measured workload's verdict into this hardware class's reference "
+        "(harness/hardware/<class>.json, one_trial_per_core), which `ttr bench` reads",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.warmup, args.steps = 2, 5
@@ -179,6 +186,22 @@ def main(argv: list[str] | None = None) -> dict:
         "workloads": measure(args),
         "loadavg_after": os.getloadavg(),
     }
+    if args.save:
+        from harness import machine, records
+
+        hw = records.hardware_class()
+        table = dict((machine.load_reference(hw) or {}).get("one_trial_per_core") or {})
+        for w, r in result["workloads"].items():
+            table[w] = {
+                "ok": r["within_5pct"],
+                "slowdown": round(r["slowdown"], 4),
+                "solo_s_per_step": r["solo_s_per_step"],
+                "steps": r["steps"],
+                "measured_at": result["date"],
+                "by": "benchmarks/per_core_throughput.py",
+            }
+        path = machine.save_per_core(hw, table)
+        print(f"saved one_trial_per_core for {sorted(result['workloads'])} into {path}")
     if args.json:
         print(json.dumps(result))
     return result

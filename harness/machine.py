@@ -148,7 +148,7 @@ def probe(device: torch.device | str | None = None) -> dict[str, Any]:
     """The short probe run before and after every trial: the matmul job on all the process's
     cores (and on ``device`` too when it is a GPU)."""
     t0 = time.perf_counter()
-    out: dict[str, Any] = {"cpu_gflops": matmul_job()["value"]}
+    out: dict[str, Any] = {"cpu_gflops": matmul_job()["value"], "cores": len(cores())}
     device = torch.device(device or "cpu")
     if device.type == "cuda":
         out["gpu_gflops"] = matmul_job(n=2048, repeats=20, device=device)["value"]
@@ -168,6 +168,7 @@ def calibrate(rounds: int = 3, device: torch.device | str | None = None) -> dict
         "mlp_step_1t": lambda: mlp_step_job(threads=1),
         "mlp_step_all": lambda: mlp_step_job(),
         "probe_cpu": lambda: matmul_job(),
+        "probe_cpu_1t": lambda: matmul_job(threads=1),  # a trial pinned to one core
     }
     device = torch.device(device or "cpu")
     if device.type == "cuda":
@@ -183,6 +184,10 @@ def calibrate(rounds: int = 3, device: torch.device | str | None = None) -> dict
         "figures": figures,
         "probe": {
             "cpu_gflops": figures["probe_cpu"]["value"],
+            "cpu_gflops_by_cores": {
+                "1": figures["probe_cpu_1t"]["value"],
+                str(len(cores())): figures["probe_cpu"]["value"],
+            },
             **({"gpu_gflops": figures["probe_gpu"]["value"]} if "probe_gpu" in figures else {}),
         },
     }
@@ -205,6 +210,10 @@ def save_reference(hardware_class: str, measured: Mapping[str, Any], note: str =
     from harness import records
 
     path = reference_path(hardware_class)
+    kept = {}  # measured by benchmarks, not by calibrate: kept across re-calibrations
+    old = load_reference(hardware_class) or {}
+    if "one_trial_per_core" in old:
+        kept["one_trial_per_core"] = old["one_trial_per_core"]
     data = {
         "hardware_class": hardware_class,
         "measured_at": records.utcnow(),
@@ -212,9 +221,27 @@ def save_reference(hardware_class: str, measured: Mapping[str, Any], note: str =
         "torch": torch.__version__,
         "note": note,
         **measured,
+        **kept,
     }
     records.write_json(path, data)
     return path
+
+
+def save_per_core(hardware_class: str, table: Mapping[str, Any]) -> Path:
+    """Write ``one_trial_per_core`` (workload -> {"ok", "slowdown", ...}, measured by
+    benchmarks/per_core_throughput.py) into the hardware class's reference, which must exist
+    (``ttr calibrate --save`` first)."""
+    from harness import records
+
+    ref = load_reference(hardware_class)
+    if ref is None:
+        raise FileNotFoundError(
+            f"no {hardware_class} reference at {reference_path(hardware_class)}: run "
+            "`ttr calibrate --save` first"
+        )
+    ref["one_trial_per_core"] = dict(table)
+    records.write_json(reference_path(hardware_class), ref)
+    return reference_path(hardware_class)
 
 
 # -- load sampling -----------------------------------------------------------------------------
@@ -396,6 +423,10 @@ def probe_slowdown(reference: Mapping[str, Any] | None, measured: Mapping[str, A
     out = {}
     for key in ("cpu_gflops", "gpu_gflops"):
         r, m = ref.get(key), measured.get(key)
+        n = measured.get("cores")
+        if key == "cpu_gflops" and n is not None and n != (reference or {}).get("threads"):
+            # a trial pinned to fewer cores than the reference used: its own figure, or none
+            r = (ref.get("cpu_gflops_by_cores") or {}).get(str(n))
         if isinstance(r, (int, float)) and isinstance(m, (int, float)) and r > 0 and m > 0:
             out[key] = r / m - 1.0
     return out

@@ -51,6 +51,8 @@ def _check_one_class(trials: pd.DataFrame) -> None:
 def study_best(trials: pd.DataFrame) -> pd.DataFrame:
     """Per (workload, variant, submission, study) the fastest trial; time inf if none reached.
     ``budget_s`` is the study's largest trial budget (NaN if not recorded): a miss exceeded it;
+    a trial stopped at a cutoff (``censored_at_s``, status ``censored``) counts its cutoff
+    there, the least its time can be;
     ``time_resolution_s`` the chosen trial's (how finely its time was measured; NaN if not).
 
     Ties go to the lower trial index, so the choice does not depend on row order. A miss has
@@ -63,6 +65,9 @@ def study_best(trials: pd.DataFrame) -> pd.DataFrame:
     steps = pd.to_numeric(best["steps_to_target"], errors="coerce").astype(float)
     best = best.assign(steps_to_target=steps.where(np.isfinite(best["time_s"]), np.inf))
     budget = pd.to_numeric(t["budget_s"], errors="coerce") if "budget_s" in t else np.nan
+    if "censored_at_s" in t:  # a trial stopped at a cutoff is known to exceed that, not more
+        cut = pd.to_numeric(t["censored_at_s"], errors="coerce")
+        budget = cut.where(cut.notna() & ~np.isfinite(t["time_s"]), budget)
     budget = t.assign(budget_s=budget).groupby([*CELL, "study"], sort=True)["budget_s"].max()
     best = best.drop(columns="budget_s", errors="ignore").join(budget, on=[*CELL, "study"])
     res = best["time_resolution_s"] if "time_resolution_s" in best else np.nan

@@ -1,5 +1,8 @@
 """The adaptive bench (harness/bench.py): its looks, its error control across looks (checked by
-simulation with the project's own scoring functions), and its decisions on trial frames."""
+simulation with the project's own scoring functions), and its decisions on trial frames.
+
+``python tests/test_bench_adaptive.py`` prints the simulation table of docs/scoring.md
+(20,000 boards per row, seed 123)."""
 
 from __future__ import annotations
 
@@ -159,3 +162,27 @@ def test_cutoff_is_four_times_the_best_cells_slowest_study():
     assert cut == 48.0 and "past 4x the slowest study of a (12.0 s)" == why
     assert bench.cutoffs(_trials({"a": [np.inf] * 3}), "w", "default") is None
     assert bench.cutoffs(t.iloc[:0], "w", "default") is None
+
+
+def test_a_censored_trial_enters_the_paired_comparison_at_its_cutoff():
+    """A trial stopped at its cutoff is a miss known to exceed the cutoff, not the budget: the
+    pair's log ratio enters at log(cutoff / t) (a smaller, honest margin)."""
+    t = _trials({"a": [10.0, 11.0, 9.0], "b": [np.inf, np.inf, np.inf]})
+    t["censored_at_s"] = np.where(t.submission == "b", 40.0, np.nan)
+    best = scoring.study_best(t)
+    assert list(best.loc[best.submission == "b", "budget_s"]) == [40.0] * 3
+    c = scoring.paired_comparison(t, "a", "b", "w")
+    assert c["speedup"] == pytest.approx(np.exp(np.mean(np.log(40.0 / np.array([10, 11, 9])))))
+    assert c["n_censored"] == 3
+
+
+if __name__ == "__main__":
+    rows = [(1.0, 0.3, 0.5), (1.0, 0.15, 0.0), (2.0, 0.3, 0.5), (1.5, 0.3, 0.5), (1.3, 0.15, 0.5)]
+    for ratio, sd, rho in rows:
+        c, lo, hi, look = _simulate(ratio, sd, rho, 20_000, np.random.default_rng(123))
+        print(
+            f"| {ratio:g} | {sd:g} ({rho:.0%}) | {(c == 'a').mean():.1%} | {(c == 'b').mean():.1%} "
+            f"| {((lo <= ratio) & (ratio <= hi)).mean():.1%} | {np.median(look):g} |"
+        )
+    c, *_ = _simulate(1.0, 0.3, 0.5, 20_000, np.random.default_rng(5), miss_budget=12.0)
+    print(f"a tie with misses at the budget: wrong calls {np.isin(c, ['a', 'b']).mean():.1%}")
