@@ -842,6 +842,22 @@ def _intro(board: Board, src: Source, n_other_variants: int) -> str:
     )
     if n_other_variants:
         text += f" {n_other_variants} finished trials of other variants are not on this board."
+    if board.protocol:
+        p = board.protocol
+        per_core = sorted(w for w, ok in (p.get("one_trial_per_core") or {}).items() if ok)
+        text += (
+            f" Protocol ({p.get('ruleset', 'self-tuning')}, `ttr bench`): each method at its "
+            f"defaults with {p.get('budget_multiplier', 1.5):g}x the budget, studies added in "
+            f"looks of {', '.join(map(str, p.get('looks') or []))} where a verdict was open, each "
+            f"look at {board.level:.2%} (95% over all looks), trials past "
+            f"{p.get('cutoff_ratio', 4):g}x the best method's time censored"
+            + (
+                f"; one trial per core, pinned, one thread, on {', '.join(per_core)}"
+                if per_core
+                else "; one trial at a time on every core"
+            )
+            + " (docs/scoring.md#the-bench)."
+        )
     if src.derived:
         text += (
             " This board was rebuilt from a parquet without trial summaries: device time and "

@@ -297,3 +297,26 @@ def test_page_fits_the_screen_in_chromium(
     if not mobile:
         assert m["body"] >= 16, m
     assert m["images"] == len(rep.figures) and m["loaded"] == m["images"], m
+
+
+def test_a_bench_protocol_sets_the_verdict_level_and_travels_with_the_board(runs, tmp_path):
+    """With <runs>/bench.json (the adaptive bench) the verdicts are tested at its look level,
+    the intro states the protocol, and the board's protocol.json keeps both for a rebuild from
+    the board's parquet."""
+    from harness import bench
+
+    copy = tmp_path / "runs"
+    shutil.copytree(runs, copy)
+    proto = bench.protocol(bench.looks(), 2.0, {"toy": True, "toy2": False})
+    (copy / bench.STATE).write_text(json.dumps({"spent_s": 1.0, "protocol": proto}))
+    rep = write_report(copy, tmp_path / "board")
+    assert rep.board.level == pytest.approx(0.9875)
+    text = rep.readme.read_text()
+    verdicts = text[text.index("## Verdicts") :].split("### Paper pairs")[0]
+    assert "at 98.75% per look, so that over the bench's 4 looks (3, 5, 8, 12 studies)" in verdicts
+    assert "looks of 3, 5, 8, 12 where a verdict was open" in text
+    assert "one trial per core, pinned, one thread, on toy" in text
+    again = write_report(rep.parquet, tmp_path / "again")
+    assert again.board.level == rep.board.level
+    plain = write_report(runs, tmp_path / "plain")
+    assert plain.board.level == 0.95 and not (tmp_path / "plain" / "protocol.json").exists()
