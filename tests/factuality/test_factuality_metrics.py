@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -69,13 +71,25 @@ def test_distinct_n():
 
 def test_evaluator_is_deterministic_and_complete(smoke):
     model = smoke.init_model(torch.Generator().manual_seed(0))
-    a = smoke.evaluate(model, "validation")
-    b = smoke.evaluate(model, "validation")
+    a = smoke.evaluate(model, "test")
+    b = smoke.evaluate(model, "test")
     assert a == b
-    for key in ("qa_em", "qa_loss", "fact_precision_nucleus", "fact_precision_factual",
-                "distinct2_nucleus", "distinct2_factual", "mentions_nucleus"):  # fmt: skip
+    gens = ("fact_precision_nucleus", "fact_precision_factual", "distinct2_nucleus",
+            "distinct2_factual", "mentions_nucleus")  # fmt: skip
+    for key in ("qa_em", "qa_loss", *gens):
         assert key in a
     assert 0.0 <= a["qa_em"] <= 1.0
+    # validation: the generations (guard and analysis metrics) only where the primary metric
+    # meets the target, since the guard decides nothing elsewhere
+    val = smoke.evaluate(model, "validation")
+    assert val["qa_loss"] > smoke.spec.target and not set(gens) & set(val)
+    met = dataclasses.replace(smoke.spec, target=val["qa_loss"] + 1.0)
+    smoke.spec, old = met, smoke.spec
+    try:
+        full = smoke.evaluate(model, "validation")
+    finally:
+        smoke.spec = old
+    assert set(gens) <= set(full) and full["qa_loss"] == val["qa_loss"]
     with pytest.raises(Exception, match="unknown split"):
         smoke.evaluate(model, "train")
 

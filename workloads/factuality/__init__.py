@@ -328,11 +328,22 @@ class FactualityWorkload(Workload):
             raise ContractError(f"unknown split {split!r}; known: validation, test")
         people = self._eval_people[split]
         metrics = self.answer_questions(ref, people[: self.spec.eval_samples])
+        if split == "validation" and not self._primary_met(metrics):
+            # The generations (85% of an evaluation's time) feed only the guard and analysis
+            # metrics, and the guard decides nothing while the primary metric misses the
+            # target: validation computes them where it does (workloads/factuality/README.md).
+            return metrics
         gen = torch.Generator(device=self.device).manual_seed(self.spec.eval_seed)
         for setting in SETTINGS:
             metrics.update(self.generate_biographies(ref, people[: self.spec.gen_people],
                                                      setting, gen))  # fmt: skip
         return metrics
+
+    def _primary_met(self, metrics: dict[str, float]) -> bool:
+        value = metrics[self.spec.metric]
+        return (
+            value >= self.spec.target if self.spec.direction == "max" else value <= self.spec.target
+        )
 
     def answer_questions(self, model: GPT, people) -> dict[str, float]:
         """Greedy answers to every attribute question of ``people``: exact match overall and
