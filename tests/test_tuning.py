@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -74,8 +75,17 @@ def test_self_tuning_uses_the_defaults_and_a_larger_budget() -> None:
     plan = make_plan(SPACE, studies=4, trials=5, self_tuning=True)
     assert (plan.trials, len(plan.points)) == (1, 4)
     assert all(p.hparams == SPACE.defaults() and p.unit is None for p in plan.points)
-    assert plan.budget_multiplier == SELF_TUNING_BUDGET_MULTIPLIER > 1
+    assert plan.budget_multiplier == SELF_TUNING_BUDGET_MULTIPLIER == 1.5  # issue 19's rule
     assert make_plan(SPACE).budget_multiplier == 1.0
+
+
+def test_a_saved_self_tuning_plan_keeps_its_own_multiplier(tmp_path: Path) -> None:
+    """A plan saved when self-tuning tripled the budget (AlgoPerf's rule) runs on as saved: its
+    studies keep the budget they started with."""
+    path = tmp_path / "plan.json"
+    old = dataclasses.replace(make_plan(SPACE, studies=2, self_tuning=True), budget_multiplier=3.0)
+    old.save(path)
+    assert load_or_make_plan(path, SPACE, studies=2, self_tuning=True).budget_multiplier == 3.0
 
 
 def test_save_load_round_trip_is_exact(tmp_path: Path) -> None:
