@@ -337,11 +337,11 @@ def contradictions(run: dict[str, Any], rows: list[dict[str, Any]], d: Path) -> 
       [0, time to target - that previous evaluation's time]; an evaluation that says it met
       the target when its metric does not; an evaluation of an unknown ``kind``; another
       status with a time to target, or (missed statuses) with an evaluation that met it;
-    - a cutoff (``cutoff_s``): an evaluation or the training time past it by more than the
-      budget's tolerance, a ``cutoff`` evaluation before it or without one; ``censored``
-      without a cutoff, without ``censored_at_s`` at or past the cutoff and equal to the
-      training time, without a (failing) evaluation of the state there, or with a reason that
-      does not name the cutoff; ``censored_at_s`` on a trial that was not censored."""
+    - a cutoff (``cutoff_s``) that is not a positive number, a ``cutoff`` evaluation before it
+      or without one; ``censored`` without a cutoff, without ``censored_at_s`` at or past the
+      cutoff and equal to the training time, without a (failing) evaluation of the state
+      there, with an evaluation after it, or with a reason that does not name the cutoff;
+      ``censored_at_s`` on a trial that was not censored."""
     bad: list[str] = []
     name = f"{run.get('workload')}/{run.get('variant')}"
     spec = _spec(run.get("workload"), run.get("variant"))
@@ -437,32 +437,21 @@ def contradictions(run: dict[str, Any], rows: list[dict[str, Any]], d: Path) -> 
 
 
 def _cutoff_contradictions(run: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
-    """What a record says about its cutoff that does not hold (``contradictions``)."""
+    """What a record says about its cutoff that does not hold (``contradictions``). How far
+    past the cutoff a trial stopped is not checked: the first step boundary after the referee's
+    pause, so it depends on the machine's load, and a time past it changes no score."""
     bad: list[str] = []
     status, cutoff = run.get("status"), _num(run.get("cutoff_s"))
     train, at = _num(run.get("train_time_s")), _num(run.get("censored_at_s"))
     if run.get("cutoff_s") is not None and not (np.isfinite(cutoff) and cutoff > 0):
         bad.append(f"cutoff_s {run.get('cutoff_s')!r} is not a positive number of seconds")
         return bad
-    per, budget = _num(run.get("s_per_step")), _num(run.get("budget_s"))
-    tol = (per if np.isfinite(per) and per > 0 else 0.0) + 0.01 * (
-        budget if np.isfinite(budget) else 0.0
-    )
     has_cutoff = np.isfinite(cutoff)
     for i, r in enumerate(rows):
         t = _num(r.get("train_time_s"))
         if r.get("kind") == "cutoff" and not (has_cutoff and t >= cutoff - 1e-9):
             where = f"the cutoff {cutoff:g} s" if has_cutoff else "a cutoff_s"
             bad.append(f"evaluation {i} of kind cutoff at {t:g} s, but the record has not {where}")
-        elif has_cutoff and np.isfinite(t) and t > cutoff + tol:
-            bad.append(
-                f"evaluation {i}'s train_time_s {t:g} s is past the cutoff {cutoff:g} s "
-                f"(tolerance {tol:g} s)"
-            )
-    if has_cutoff and status != "failed" and np.isfinite(train) and train > cutoff + tol:
-        bad.append(
-            f"train_time_s {train:g} s is past the cutoff {cutoff:g} s (tolerance {tol:g} s)"
-        )
     if status != "censored":
         if np.isfinite(at):
             bad.append(f"status {status}, but censored_at_s is {at:g}")
@@ -479,14 +468,13 @@ def _cutoff_contradictions(run: dict[str, Any], rows: list[dict[str, Any]]) -> l
         bad.append(f"censored_at_s {at:g} is not the training time at which it stopped ({train:g})")
     if not str(run.get("reason") or "").startswith("cutoff "):
         bad.append(f"status censored, but the reason {run.get('reason')!r} names no cutoff")
-    there = [
-        r
-        for r in rows
-        if r.get("split", "validation") == "validation"
-        and math.isclose(_num(r.get("train_time_s")), at, rel_tol=1e-9, abs_tol=1e-9)
-    ]
-    if not there:
+    validation = [r for r in rows if r.get("split", "validation") == "validation"]
+    times = [_num(r.get("train_time_s")) for r in validation]
+    if not any(math.isclose(t, at, rel_tol=1e-9, abs_tol=1e-9) for t in times):
         bad.append(f"status censored, but the state at censored_at_s {at:g} s was not evaluated")
+    later = [t for t in times if t > at + 1e-9]
+    if later:
+        bad.append(f"an evaluation at {max(later):g} s, after the trial was censored at {at:g} s")
     return bad
 
 

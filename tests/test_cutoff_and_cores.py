@@ -105,7 +105,7 @@ def test_a_cutoff_censors_a_trial_that_has_not_met_the_target(
     with open(res.run_dir / "steps.csv") as f:
         times = [float(r["train_time_s"]) for r in csv.DictReader(f)]
     assert len(times) == run["steps"]
-    assert sum(t > 0.3 for t in times) <= 3
+    assert sum(t > 0.3 for t in times) <= 4
     assert not (res.run_dir / "checkpoint.pt").exists()
     _consistent(run, rows, res.run_dir)
 
@@ -183,7 +183,10 @@ def test_collect_checks_censored_records(tmp_path, make_submission, monkeypatch)
     says(run, [{**rows[-1], "fer": 0.0, "fer_upper95": 0.0}], "met the target")
     says({**run, "status": "budget_exhausted"}, rows, "but censored_at_s")
     says({**run, "cutoff_s": run["train_time_s"] + 1.0}, rows, "is before the cutoff")
-    says({**run, "cutoff_s": 0.01}, rows, "past the cutoff")
+    late = {**rows[-1], "train_time_s": run["censored_at_s"] + 1.0}
+    says(run, [*rows, late], "after the trial was censored")
+    says({**run, "cutoff_s": -1.0}, rows, "is not a positive number")
+    says({k: v for k, v in run.items() if k != "cutoff_s"}, rows, "kind cutoff at")
     # an honest one is ranked as a miss, censored where it stopped
     trials = collect.collect(tmp_path / "runs").trials
     (row,) = trials.to_dict("records")
