@@ -138,6 +138,10 @@ class Pinned:
         self.cores = tuple(sorted(cores))
 
     def __enter__(self) -> Pinned:
+        # numba sizes its thread pool (NUMBA_NUM_THREADS) by the affinity it is imported
+        # under, for the process's life: imported here before pinning, so a later trial with
+        # more cores (or none pinned) still has them
+        _numba()
         self.old_affinity = os.sched_getaffinity(0)
         self.old_threads = threads()
         pin_process(self.cores)
@@ -148,6 +152,5 @@ class Pinned:
         pin_process(self.old_affinity)
         torch.set_num_threads(self.old_threads["torch"])
         numba = sys.modules.get("numba")
-        if numba is not None:
-            old = self.old_threads["numba"]
-            numba.set_num_threads(old if old is not None else numba.config.NUMBA_NUM_THREADS)
+        if numba is not None and self.old_threads["numba"] is not None:
+            numba.set_num_threads(self.old_threads["numba"])
