@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import io
 import json
 import math
 import os
@@ -18,7 +19,7 @@ import os
 import pytest
 import torch
 
-from harness import collect, pinning, records
+from harness import cli, collect, pinning, records
 from harness.runner import RunConfig, run_trial
 from harness.status import format_status, sweep_status
 from harness.sweep import Job, sort_jobs
@@ -164,6 +165,10 @@ def test_a_censored_trial_is_final(tmp_path, make_submission, monkeypatch):
     text = format_status(sweep_status(tmp_path / "runs"))
     assert f"censored: study_0/trial_0: {run['reason']}" in text
     assert records.read_run(res.run_dir) == run  # untouched
+    out = io.StringIO()
+    cli.print_summary([run], file=out)
+    assert out.getvalue().splitlines()[2].split()[:3] == ["ldpc", "marker", "censored"]
+    assert f"miss (cut at {run['censored_at_s']:.1f} s)" in out.getvalue()
 
 
 def test_collect_checks_censored_records(tmp_path, make_submission, monkeypatch):
@@ -236,7 +241,10 @@ def test_pinned_cores_are_in_force_and_recorded(tmp_path, make_submission, monke
     assert run["threads"]["athlete"] == run["threads"]["referee"] == {"torch": 1, "numba": numba}
     assert run["hardware"]["cores"] == [core] and run["hardware"]["cpu_cores"] == 1
     assert run["hardware"]["machine_cpu_cores"] == len(before)
-    assert run["hardware_class"] == "cpu-1core" and "/cpu-1core/" in str(res.run_dir)
+    hw = records.hardware_class(records.trial_fingerprint((core,)))
+    assert run["hardware_class"] == hw and res.run_dir.parts[-6] == hw
+    if not run["hardware"]["gpu"]:
+        assert hw == "cpu-1core"  # one core of this machine
     assert run["config"]["cores"] == [core]
     # the referee's own process is as it was
     assert os.sched_getaffinity(0) == before and torch.get_num_threads() == threads
