@@ -43,7 +43,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness import discovery
+from harness import discovery, records
 from harness.api import ContractError, WorkloadSpec
 from harness.records import (
     EVALS_JSONL,
@@ -290,14 +290,26 @@ def _spec(workload: Any, variant: Any) -> WorkloadSpec | None:
         return None
 
 
-def _budget_multiplier(d: Path) -> float:
+def _budget_multiplier(d: Path, run: Mapping[str, Any] | None = None) -> float:
     """The saved plan's budget multiplier (``SELF_TUNING_BUDGET_MULTIPLIER`` for a self-tuning
-    plan, as saved), 1 without a readable plan."""
-    try:
-        plan = json.loads((d.parents[1] / "plan.json").read_text())
-        return float(plan.get("budget_multiplier", 1.0))
-    except (OSError, ValueError, TypeError, AttributeError, IndexError):
-        return 1.0
+    plan, as saved), 1 without a readable plan. A pinned trial (``RunConfig.cores``) is filed
+    under a class that counts its cores, while its plan was saved under the machine's class
+    (``sweep.plan_jobs``): without a plan of its own, the machine's is read."""
+    hardware = (run or {}).get("hardware") or {}
+    places = [d.parents[1]] if len(d.parents) > 1 else []
+    if hardware.get("machine_cpu_cores") and len(d.parents) > 5:
+        machine = records.hardware_class({**hardware, "cpu_cores": hardware["machine_cpu_cores"]})
+        below = d.parents[1].relative_to(d.parents[5]).parts[1:]  # workload/variant/submission
+        places.append(d.parents[5].joinpath(machine, *below))
+    for place in places:
+        try:
+            plan = json.loads((place / "plan.json").read_text())
+            return float(plan.get("budget_multiplier", 1.0))
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError, TypeError, AttributeError):
+            return 1.0
+    return 1.0
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -372,7 +384,7 @@ def contradictions(run: dict[str, Any], rows: list[dict[str, Any]], d: Path) -> 
     if spec is not None and np.isfinite(budget):
         kind = "gpu" if str(run.get("device", "")).startswith("cuda") else "cpu"
         try:
-            allowed = spec.budget_for(kind) * _budget_multiplier(d)
+            allowed = spec.budget_for(kind) * _budget_multiplier(d, run)
         except ContractError:
             allowed = math.inf
         if budget > allowed * (1 + 1e-9):

@@ -10,6 +10,7 @@ docs/design.md#the-clock states the rules.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib.util
 import io
 import json
@@ -22,7 +23,7 @@ import torch
 from harness import cli, collect, pinning, records
 from harness.runner import RunConfig, run_trial
 from harness.status import format_status, sweep_status
-from harness.sweep import Job, sort_jobs
+from harness.sweep import Job, plan_jobs, sort_jobs
 from workloads.ldpc import LdpcWorkload
 
 # Every step: 20 ms of "training", then the step count into w_ch[0] (what the evaluation reads).
@@ -305,3 +306,20 @@ def test_a_job_passes_its_cutoff_and_cores_on():
     assert job.hardware_class() == records.hardware_class(records.trial_fingerprint((0,)))
     assert job.run_dir().parts[-6] == job.hardware_class()
     assert pinning.check_cores([1, 0], allowed=[0, 1]) == (0, 1)
+
+
+def test_a_pinned_self_tuning_trial_reads_the_machines_plan(tmp_path, make_submission, monkeypatch):
+    """The plan is saved under the machine's class, the pinned trial filed under its own: its
+    larger budget (the plan's multiplier) is still the plan's, not a forged one."""
+    _meets_on(monkeypatch, lambda steps: False)
+    sub = _marker(tmp_path, make_submission)
+    runs = tmp_path / "runs"
+    (job,) = plan_jobs(runs, ["ldpc"], [str(sub)], "smoke", studies=1, self_tuning=True)
+    core = max(os.sched_getaffinity(0))
+    job = dataclasses.replace(job, cores=(core,), final_test_eval=False)
+    res = run_trial(dataclasses.replace(job.config(), max_steps=2))
+    assert res.run_dir == job.run_dir() and res.summary["budget_s"] > 4.0  # the spec's: 4 s
+    result = collect.collect(runs)
+    assert not result.problems and len(result.trials) == 1
+    forged = {**res.summary, "budget_s": 4.0 * 3}
+    assert any("exceeds" in p for p in collect.contradictions(forged, [], res.run_dir))
