@@ -852,16 +852,16 @@ class _Referee:
         )
 
     def _affinity(self, ready: dict[str, Any]) -> None:
-        """The athlete's CPU affinity and thread counts as it reports them once set up, checked
-        against the referee's own reading of its pid and, when pinned, the cores asked."""
-        cores = ready.get("affinity")
-        seen = sorted(os.sched_getaffinity(self.athlete.pid))
-        self.rec.cores = seen if cores is None else sorted(int(c) for c in cores)
+        """The athlete's CPU affinity once it is set up, read by the referee from its pid (the
+        record's ``cores``), and its thread counts as it reports them; pinned, its own reading
+        and the referee's must both be the cores asked."""
+        said = sorted(int(c) for c in ready.get("affinity") or ())
+        self.rec.cores = sorted(os.sched_getaffinity(self.athlete.pid))
         self.rec.threads["athlete"] = ready.get("threads") or {}
-        if self.cores is not None and not (self.rec.cores == seen == list(self.cores)):
+        if self.cores is not None and not (said == self.rec.cores == list(self.cores)):
             raise TrialFailed(
-                f"the athlete runs on CPUs {self.rec.cores} (by its pid: {seen}), not on the "
-                f"cores it was pinned to {list(self.cores)}"
+                f"the athlete runs on CPUs {self.rec.cores} (by its own reading: {said}), not "
+                f"on the cores it was pinned to {list(self.cores)}"
             )
         self._check_pinned()
 
