@@ -9,7 +9,7 @@ referee never unpickles anything the athlete sends: model states are read with
 ``torch.load(weights_only=True)``, checkpoints are stored as opaque bytes):
 
     referee -> athlete   setup {...} [+ checkpoint bytes]
-    athlete -> referee   ready {kernels} | failed {reason}
+    athlete -> referee   ready {kernels, affinity, threads} | failed {reason}
     referee -> athlete   parity {kernel, n} + inputs bytes      (zero or more)
     athlete -> referee   parity {} + outputs bytes | failed
     referee -> athlete   go {train_time_s, evals, until_step}    (the clock starts)
@@ -43,7 +43,7 @@ _now = time.perf_counter  # bound before any submission code runs: a patch canno
 
 import torch  # noqa: E402
 
-from harness import checkpoint, discovery  # noqa: E402
+from harness import checkpoint, discovery, pinning  # noqa: E402
 from harness.api import ContractError, TrainingComplete  # noqa: E402
 from harness.facade import TrainingFacade  # noqa: E402
 
@@ -101,6 +101,9 @@ class Athlete:
         from harness.runner import derive_seed, make_generator
 
         self.setup = setup
+        cores = setup.get("cores")
+        if cores:  # pinned by the referee already (inherited, and by pid): threads to match
+            pinning.set_threads(len(cores))
         self.device = device = torch.device(setup["device"])
         seed = int(setup["seed"])
         torch.manual_seed(derive_seed(seed, "global"))
@@ -317,7 +320,11 @@ def main(argv: list[str] | None = None) -> int:
             reason = f"setup failed: {type(e).__name__}: {e}"
             send(conn, {"type": "failed", "reason": reason, "step": athlete.step})
             return 1
-        send(conn, {"type": "ready", "kernels": kernels, "step": athlete.step})
+        ready = {"type": "ready", "kernels": kernels, "step": athlete.step}
+        # what this process runs on, read back after the submission's import (the referee
+        # checks it against the cores it pinned)
+        ready |= {"affinity": pinning.available(), "threads": pinning.threads()}
+        send(conn, ready)
         while True:
             msg, payloads = recv(conn)
             if msg["type"] == "parity":

@@ -295,8 +295,7 @@ class Scheduler:
         return [c for c in self.cores if c not in used]
 
     def _start(self, job: Job, cores: tuple[int, ...] | None) -> None:
-        if cores is not None:
-            job = dataclasses.replace(job, cores=cores)
+        job = dataclasses.replace(job, cores=cores)
         logs = self.runs / LOGS
         logs.mkdir(parents=True, exist_ok=True)
         name = f"{job.workload}.{Path(job.submission).name}.s{job.study}.t{job.trial}.log"
@@ -498,6 +497,7 @@ class BenchConfig:
 class BenchOutcome:
     states: dict[str, WorkloadState]
     problems: list[str]
+    hardware_class: str | None = None  # the trials' class (pinned trials count their cores)
     failed: int = 0
     interrupted: bool = False
     out_of_time: bool = False
@@ -535,7 +535,7 @@ def run_bench(
     from harness.machine import cores as machine_cores
 
     runs = Path(cfg.runs)
-    hw = records.hardware_class()
+    machine_hw = records.hardware_class()
     schedule = looks(cfg.first, cfg.last)
     level = look_level(len(schedule))
     problems: list[str] = []
@@ -545,19 +545,32 @@ def run_bench(
     )  # fmt: skip
     workload_cells = cells_of(first)
     pairs = paper_pairs(workload_cells)
-    parallel_ok = one_trial_per_core(hw) if cfg.parallel else {}
+    # One way of running for the whole bench, so that its trials share one hardware class (a
+    # pinned trial's class counts its cores: records.trial_fingerprint) and one board: one
+    # trial per core only if every planned workload keeps its speed that way.
+    table = one_trial_per_core(machine_hw) if cfg.parallel else {}
+    cpus = machine_cores()
+    parallel = len(cpus) > 1 and bool(workload_cells) and all(table.get(w) for w in workload_cells)
+    parallel_ok = {w: parallel for w in workload_cells}
+    pin = (cpus[0],) if parallel else None  # any one core: the class is the same for all
+    hw = records.hardware_class(records.trial_fingerprint(pin)) if parallel else machine_hw
+    outcome_hw = hw
     state = load_state(runs)
-    state["protocol"] = protocol(schedule, cfg.hours, parallel_ok)
+    state["protocol"] = protocol(schedule, cfg.hours, parallel_ok) | {
+        "trial_hardware_class": hw,
+        "machine_hardware_class": machine_hw,
+    }
     spent0 = float(state.get("spent_s", 0.0))
     start = time.time()
     deadline = start + cfg.hours * 3600.0 - spent0
     board = Path("leaderboards") / hw / "results.parquet"
     attempted: set[str] = set()
-    outcome = BenchOutcome({}, problems)
+    outcome = BenchOutcome({}, problems, hardware_class=outcome_hw)
     while True:
         trials = finished_trials(runs, hw, cfg.variant)
         outcome.states = decide(trials, workload_cells, cfg.variant, level, pairs, schedule[-1])
         jobs = look_jobs(runs, workload_cells, outcome.states, schedule, cfg.variant, cfg.seed)
+        jobs = [dataclasses.replace(j, cores=pin) for j in jobs]  # their records' class
         split = sort_jobs(jobs, retry_failed=cfg.retry_failed)
         problems.extend(p for p in split.problems if p not in problems)
         todo = [j for j in split.todo if j.label not in attempted]
@@ -585,9 +598,7 @@ def run_bench(
                 bar.set_postfix_str(f"{fmt_hours(deadline - time.time())} left")
             say(f"   {job.label}: {'done' if rc == 0 else f'exit {rc}'} in {wall:.0f} s")
 
-        sched = Scheduler(
-            runs, machine_cores(), parallel_ok, estimate_fn(runs, hw, board), deadline, done
-        )
+        sched = Scheduler(runs, cpus, parallel_ok, estimate_fn(runs, hw, board), deadline, done)
         res = sched.run(order_jobs(prepared, parallel_ok))
         attempted |= {j.label for j, _ in res.finished}
         outcome.spent_s = spent0 + time.time() - start

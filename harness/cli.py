@@ -89,6 +89,8 @@ def print_summary(rows: list[dict[str, Any]], file: Any = None) -> None:
     for r in rows:
         ttt = r.get("time_to_target_s")
         ttt_s = "miss" if ttt is None else f"{ttt:.1f} s (prev {r['prev_eval_train_time_s']:.1f})"
+        if r.get("status") == "censored" and r.get("censored_at_s") is not None:
+            ttt_s = f"miss (cut at {r['censored_at_s']:.1f} s)"
         sps = r.get("s_per_step")
         print(
             f"{r.get('workload', '?'):<10} {r.get('submission', '?'):<16} "
@@ -441,7 +443,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     def report(outcome: bench.BenchOutcome) -> None:
         try:
             rep = write_report(
-                runs, out, variant=args.variant, workloads=args.workloads, submissions=subs
+                runs,
+                out,
+                hardware_class=outcome.hardware_class,
+                variant=args.variant,
+                workloads=args.workloads,
+                submissions=subs,
             )
         except ContractError as e:  # nothing finished to rank yet
             _say(f"no leaderboard yet: {e}")
@@ -592,7 +599,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         ]
         totals = {
             k: sum(r[k] for r in rows)
-            for k in ("done", "running", "resumable", "failed", "pending")
+            for k in ("done", "censored", "running", "resumable", "failed", "pending")
         }
         emit_json({"runs": str(Path(args.runs).resolve()), "totals": totals, "rows": rows})
         return 0
@@ -810,7 +817,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--studies", type=int, default=3, help="studies per (workload, submission)")
     sw.add_argument("--trials", type=int, default=5, help="trials per study")
     sw.add_argument("--seed", type=int, default=0, help="seed of the trial plans")
-    sw.add_argument("--self-tuning", action="store_true", help="defaults only, 3x budget")
+    sw.add_argument("--self-tuning", action="store_true", help="defaults only, 1.5x budget")
     sw.add_argument(
         "--no-test-eval",
         action="store_true",

@@ -3,8 +3,10 @@
 Two frames come out. ``evals``: one row per evaluation of every readable run (identity, curve,
 every metric, ``hp.<name>`` hyperparameters, provenance, status and ``ranked``), for curves and
 analysis. ``trials``: one row per trial that may be ranked, from the run.json summaries, for
-``harness.scoring``. A run directory that cannot be trusted is never dropped silently: it becomes a
-``Problem(path, reason)`` and stays out of ``trials`` (the benchmark's rule: reported, not ranked).
+``harness.scoring``; every miss has ``time_to_target_s`` +inf, and a trial stopped at a cutoff
+(status ``censored``) says so in ``censored`` and ``censored_at_s`` (``trial_outcome``). A run
+directory that cannot be trusted is never dropped silently: it becomes a ``Problem(path,
+reason)`` and stays out of ``trials`` (the benchmark's rule: reported, not ranked).
 
 - run.json missing, not JSON, or without the identity keys: skipped.
 - run.json whose identity disagrees with its directory (a moved or copied run): skipped.
@@ -31,6 +33,7 @@ import datetime as _dt
 import importlib.util
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +43,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness import discovery
+from harness import discovery, records
 from harness.api import ContractError, WorkloadSpec
 from harness.records import (
     EVALS_JSONL,
@@ -56,7 +59,7 @@ from harness.records import (
 IDENTITY = ["hardware_class", "workload", "variant", "submission", "study", "trial", "seed"]
 CURVE = ["eval", "step", "train_time_s", "wall_time_s", "eval_time_s", "split", "met_target"]
 PROVENANCE = ["git_commit", "git_dirty", "torch", "cpu", "gpu"]
-RUN = ["status", "reason", "ranked", "metric", "direction", "target"]
+RUN = ["status", "reason", "ranked", "metric", "direction", "target", "cutoff_s", "censored_at_s"]
 SUMMARY = [
     "time_to_target_s",
     "prev_eval_train_time_s",
@@ -70,6 +73,8 @@ SUMMARY = [
     "wasted_train_s",
     "budget_s",
     "evals",
+    "cutoff_s",  # the trial's cutoff (RunConfig.cutoff_s); NaN: none
+    "censored_at_s",  # a censored trial's stopping time (trial_outcome); NaN: not censored
 ]
 REQUIRED = ("hardware_class", "workload", "variant", "submission", "study", "trial", "status")
 
@@ -190,13 +195,30 @@ def _contended(run: dict[str, Any]) -> str | None:
     return contended_reason(run)
 
 
+def trial_outcome(run: Mapping[str, Any]) -> dict[str, Any]:
+    """A finished record's outcome as scoring reads it: ``time_to_target_s`` (+inf for every
+    miss: the budget spent, training ended, a failure, a cutoff), ``censored`` (stopped at a
+    cutoff, status "censored") and ``censored_at_s`` (the training time of the state evaluated
+    at the cutoff, which missed the target: the time up to which the trial is known to have
+    missed; NaN for a trial that was not censored). Every trial row carries these columns."""
+    ttt = _num(run.get("time_to_target_s"))
+    censored = run.get("status") == "censored"
+    at = _num(run.get("censored_at_s")) if censored else np.nan
+    if censored and not np.isfinite(at):  # an older record: where it stopped
+        at = _num(run.get("train_time_s"))
+    return {
+        "time_to_target_s": ttt if np.isfinite(ttt) and not censored else np.inf,
+        "censored": censored,
+        "censored_at_s": at,
+    }
+
+
 def _trial_row(run: dict[str, Any], d: Path) -> dict[str, Any]:
     row = {k: run.get(k) for k in IDENTITY} | {"run_dir": str(d)}
     row |= {k: run.get(k) for k in ("status", "reason", "metric", "direction", "target")}
     row |= {k: run.get(k) for k in ("started_at", "ended_at")}  # the report's date line
     row |= {k: _num(run.get(k)) for k in SUMMARY}
-    ttt = row["time_to_target_s"]
-    row["time_to_target_s"] = ttt if np.isfinite(ttt) else np.inf  # a miss is explicit: +inf
+    row |= trial_outcome(run)  # a miss is explicit: +inf; a censored one says where it stopped
     row["device_s"] = _device_s(run)
     row |= _provenance(run)
     row |= {f"hp.{k}": v for k, v in (run.get("hparams") or {}).items()}
@@ -255,6 +277,8 @@ def _collect_one(
 
 _TIMES = ("train_time_s", "wall_time_s", "eval_time_s", "time_to_target_s")
 _TIMES += ("prev_eval_train_time_s", "s_per_step", "budget_s", "time_resolution_s")
+_TIMES += ("cutoff_s", "censored_at_s")
+KINDS = ("grid", "snapshot", "cutoff")  # evals.jsonl's kinds of evaluation (harness.records)
 _ROW_TIMES = ("train_time_s", "wall_time_s", "eval_time_s")
 
 
@@ -266,13 +290,26 @@ def _spec(workload: Any, variant: Any) -> WorkloadSpec | None:
         return None
 
 
-def _budget_multiplier(d: Path) -> float:
-    """The saved plan's budget multiplier (3 for self-tuning), 1 without a readable plan."""
-    try:
-        plan = json.loads((d.parents[1] / "plan.json").read_text())
-        return float(plan.get("budget_multiplier", 1.0))
-    except (OSError, ValueError, TypeError, AttributeError, IndexError):
-        return 1.0
+def _budget_multiplier(d: Path, run: Mapping[str, Any] | None = None) -> float:
+    """The saved plan's budget multiplier (``SELF_TUNING_BUDGET_MULTIPLIER`` for a self-tuning
+    plan, as saved), 1 without a readable plan. A pinned trial (``RunConfig.cores``) is filed
+    under a class that counts its cores, while its plan was saved under the machine's class
+    (``sweep.plan_jobs``): without a plan of its own, the machine's is read."""
+    hardware = (run or {}).get("hardware") or {}
+    places = [d.parents[1]] if len(d.parents) > 1 else []
+    if hardware.get("machine_cpu_cores") and len(d.parents) > 5:
+        machine = records.hardware_class({**hardware, "cpu_cores": hardware["machine_cpu_cores"]})
+        below = d.parents[1].relative_to(d.parents[5]).parts[1:]  # workload/variant/submission
+        places.append(d.parents[5].joinpath(machine, *below))
+    for place in places:
+        try:
+            plan = json.loads((place / "plan.json").read_text())
+            return float(plan.get("budget_multiplier", 1.0))
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError, TypeError, AttributeError):
+            return 1.0
+    return 1.0
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -311,7 +348,12 @@ def contradictions(run: dict[str, Any], rows: list[dict[str, Any]], d: Path) -> 
       snapshot evaluations alike (docs/design.md#the-clock); a ``time_resolution_s`` outside
       [0, time to target - that previous evaluation's time]; an evaluation that says it met
       the target when its metric does not; an evaluation of an unknown ``kind``; another
-      status with a time to target, or (missed statuses) with an evaluation that met it."""
+      status with a time to target, or (missed statuses) with an evaluation that met it;
+    - a cutoff (``cutoff_s``) that is not a positive number, a ``cutoff`` evaluation before it
+      or without one; ``censored`` without a cutoff, without ``censored_at_s`` at or past the
+      cutoff and equal to the training time, without a (failing) evaluation of the state
+      there, with an evaluation after it, or with a reason that does not name the cutoff;
+      ``censored_at_s`` on a trial that was not censored."""
     bad: list[str] = []
     name = f"{run.get('workload')}/{run.get('variant')}"
     spec = _spec(run.get("workload"), run.get("variant"))
@@ -342,7 +384,7 @@ def contradictions(run: dict[str, Any], rows: list[dict[str, Any]], d: Path) -> 
     if spec is not None and np.isfinite(budget):
         kind = "gpu" if str(run.get("device", "")).startswith("cuda") else "cpu"
         try:
-            allowed = spec.budget_for(kind) * _budget_multiplier(d)
+            allowed = spec.budget_for(kind) * _budget_multiplier(d, run)
         except ContractError:
             allowed = math.inf
         if budget > allowed * (1 + 1e-9):
@@ -360,8 +402,9 @@ def contradictions(run: dict[str, Any], rows: list[dict[str, Any]], d: Path) -> 
             if np.isfinite(t) and t > budget + tol:
                 bad.append(f"{what} {t:g} s is over the budget {budget:g} s (tolerance {tol:g} s)")
     for i, r in enumerate(rows):
-        if r.get("kind", "grid") not in ("grid", "snapshot"):
-            bad.append(f"evaluation {i}: kind {r.get('kind')!r} is neither grid nor snapshot")
+        if r.get("kind", "grid") not in KINDS:
+            bad.append(f"evaluation {i}: kind {r.get('kind')!r} is not one of {list(KINDS)}")
+    bad += _cutoff_contradictions(run, rows)
     validation = sorted(  # training-time order (stable): snapshots scanned after the fact
         ((i, r) for i, r in enumerate(rows) if r.get("split", "validation") == "validation"),
         key=lambda ir: np.nan_to_num(_num(ir[1].get("train_time_s")), nan=math.inf),
@@ -400,8 +443,50 @@ def contradictions(run: dict[str, Any], rows: list[dict[str, Any]], d: Path) -> 
     elif status in FINISHED:
         if np.isfinite(ttt):
             bad.append(f"status {status}, but time_to_target_s is {ttt:g}")
-        if status in ("budget_exhausted", "complete") and met:
+        if status in ("budget_exhausted", "complete", "censored") and met:
             bad.append(f"status {status}, but evaluation {met[0][0]} met the target")
+    return bad
+
+
+def _cutoff_contradictions(run: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+    """What a record says about its cutoff that does not hold (``contradictions``). How far
+    past the cutoff a trial stopped is not checked: the first step boundary after the referee's
+    pause, so it depends on the machine's load, and a time past it changes no score."""
+    bad: list[str] = []
+    status, cutoff = run.get("status"), _num(run.get("cutoff_s"))
+    train, at = _num(run.get("train_time_s")), _num(run.get("censored_at_s"))
+    if run.get("cutoff_s") is not None and not (np.isfinite(cutoff) and cutoff > 0):
+        bad.append(f"cutoff_s {run.get('cutoff_s')!r} is not a positive number of seconds")
+        return bad
+    has_cutoff = np.isfinite(cutoff)
+    for i, r in enumerate(rows):
+        t = _num(r.get("train_time_s"))
+        if r.get("kind") == "cutoff" and not (has_cutoff and t >= cutoff - 1e-9):
+            where = f"the cutoff {cutoff:g} s" if has_cutoff else "a cutoff_s"
+            bad.append(f"evaluation {i} of kind cutoff at {t:g} s, but the record has not {where}")
+    if status != "censored":
+        if np.isfinite(at):
+            bad.append(f"status {status}, but censored_at_s is {at:g}")
+        return bad
+    if not has_cutoff:
+        bad.append("status censored without a cutoff_s")
+        return bad
+    if not np.isfinite(at):
+        bad.append("status censored without censored_at_s")
+        return bad
+    if at < cutoff - 1e-9:
+        bad.append(f"censored_at_s {at:g} is before the cutoff {cutoff:g} s")
+    if np.isfinite(train) and not math.isclose(at, train, rel_tol=1e-9, abs_tol=1e-9):
+        bad.append(f"censored_at_s {at:g} is not the training time at which it stopped ({train:g})")
+    if not str(run.get("reason") or "").startswith("cutoff "):
+        bad.append(f"status censored, but the reason {run.get('reason')!r} names no cutoff")
+    validation = [r for r in rows if r.get("split", "validation") == "validation"]
+    times = [_num(r.get("train_time_s")) for r in validation]
+    if not any(math.isclose(t, at, rel_tol=1e-9, abs_tol=1e-9) for t in times):
+        bad.append(f"status censored, but the state at censored_at_s {at:g} s was not evaluated")
+    later = [t for t in times if t > at + 1e-9]
+    if later:
+        bad.append(f"an evaluation at {max(later):g} s, after the trial was censored at {at:g} s")
     return bad
 
 

@@ -185,19 +185,18 @@ def wait(
     jobs start as slots free up, a slot taken by a trial running elsewhere counting as taken.
     Returns the handles still unfinished at the deadline; local ones never started have
     ``sub`` None (``not_started``): they are not started after the deadline."""
-    hw = records.hardware_class()
     t_end = time.monotonic() + deadline_s
     ex = make_executor(kind, folder, opts) if kind == "local" else None
     slots = max(1, int(opts.slurm_array_parallelism))
     while True:
         for h in [h for h in handles if h.result is None and h.elsewhere]:
-            _poll_elsewhere(h, hw)
+            _poll_elsewhere(h)
             if h.result is None and not h.elsewhere and kind != "local":  # ended unfinished
                 ex = ex or make_executor(kind, folder, opts)
                 h.sub = ex.submit(TrialJob(h.job))
         for h in handles:
             if h.sub is not None and h.result is None and h.sub.done():
-                h.result = _collect(h, hw)
+                h.result = _collect(h)
                 if h.result.get("status") == "claimed":  # a live process beat it to the trial
                     h.result, h.sub, h.elsewhere = None, None, True
         if kind == "local":
@@ -219,10 +218,10 @@ def not_started(left: list[Handle]) -> list[Handle]:
     return [h for h in left if h.sub is None and not h.elsewhere]
 
 
-def _poll_elsewhere(h: Handle, hw: str) -> None:
+def _poll_elsewhere(h: Handle) -> None:
     """A trial another process runs: finished, still running, or ended unfinished (then it is
     this sweep's to run: ``elsewhere`` turns False)."""
-    d = h.job.run_dir(hw)
+    d = h.job.run_dir()
     if records.claim_state(d) == "live":
         return
     try:
@@ -235,7 +234,7 @@ def _poll_elsewhere(h: Handle, hw: str) -> None:
         h.elsewhere = False  # its process is gone: run it here (it resumes)
 
 
-def _collect(h: Handle, hw: str) -> dict[str, Any]:
+def _collect(h: Handle) -> dict[str, Any]:
     try:
         result = h.sub.result()
     except Exception as e:  # killed, crashed node-side, or out of timeouts
@@ -245,7 +244,7 @@ def _collect(h: Handle, hw: str) -> dict[str, Any]:
         reason = (
             f"job {h.sub.job_id} ended without finishing: {type(e).__name__}: {first}; resumable"
         )
-        d = h.job.run_dir(hw)
+        d = h.job.run_dir()
         try:
             status = records.read_run(d).get("status")
         except (OSError, ValueError):
@@ -254,5 +253,5 @@ def _collect(h: Handle, hw: str) -> dict[str, Any]:
             mark_failed(d, reason, status="interrupted")
         return {"status": "interrupted", "reason": reason}
     if result.get("status") == "error":
-        mark_failed(h.job.run_dir(hw), result["reason"])
+        mark_failed(h.job.run_dir(), result["reason"])
     return result

@@ -10,14 +10,20 @@ spec (the resolved WorkloadSpec), hardware_class, hardware (fingerprint), git {c
 reason} (the harness's), submission_git {commit, dirty, reason} (the submission folder's own;
 its dirty counts untracked files), versions, device, status, reason, started_at, ended_at
 (ISO 8601 UTC), budget_s, metric, direction, target, train_time_s, wall_time_s, eval_time_s,
-steps, s_per_step, time_to_target_s, prev_eval_train_time_s, steps_to_target, evals.
+steps, s_per_step, time_to_target_s, prev_eval_train_time_s, steps_to_target, evals; cutoff_s,
+cutoff_reason and censored_at_s (a trial given a cutoff, ``RunConfig.cutoff_s``); cores, pinned
+and threads (the athlete's CPU affinity as read back, whether ``RunConfig.cores`` pinned it, and
+the torch and numba thread counts of athlete and referee).
 
 status: "running" | "reached_target" | "budget_exhausted" | "complete" (the submission raised
-TrainingComplete and the target was not met) | "failed" (reason says why).
+TrainingComplete and the target was not met) | "censored" (stopped at ``cutoff_s`` of training
+without meeting the target: a miss, final; reason "cutoff <why> at <t> s", ``censored_at_s`` the
+training time of the state evaluated there) | "failed" (reason says why).
 
 evals.jsonl rows: eval (index), step, train_time_s, wall_time_s (since the run started),
 eval_time_s (this evaluation), split, met_target, loss (last training loss, if the submission
-reports one) and every metric of the workload's evaluator under its own name.
+reports one), kind ("grid": on the evaluation grid; "snapshot": a kept state, scanned; "cutoff":
+the state at ``cutoff_s``) and every metric of the workload's evaluator under its own name.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ EVALS_JSONL = "evals.jsonl"
 LOG_TXT = "log.txt"
 CLAIM_JSON = "claim.json"
 FAILED_ATTEMPTS = "failed_attempts"  # trial_<t>/failed_attempts/<n>/: a failed run retried
-FINISHED = ("reached_target", "budget_exhausted", "complete", "failed")
+FINISHED = ("reached_target", "budget_exhausted", "complete", "censored", "failed")
 UNFINISHED = ("running", "preempted", "interrupted")  # resumable once no live claim holds it
 
 
@@ -512,6 +518,19 @@ def hardware_fingerprint() -> dict[str, Any]:
         fp["triton"] = metadata.version("triton")
     except metadata.PackageNotFoundError:
         fp["triton"] = None
+    return fp
+
+
+def trial_fingerprint(cores: Iterable[int] | None = None) -> dict[str, Any]:
+    """The fingerprint a trial records: the machine's (``hardware_fingerprint``), and where the
+    trial is pinned (``RunConfig.cores``) the pinned CPUs as ``cores`` and their number as
+    ``cpu_cores`` (the machine's own count kept as ``machine_cpu_cores``), so its hardware
+    class says what it ran on: one core of a 2-core machine is ``cpu-1core``."""
+    fp = dict(hardware_fingerprint())
+    if cores is not None:
+        fp["machine_cpu_cores"] = fp["cpu_cores"]
+        fp["cores"] = sorted(cores)
+        fp["cpu_cores"] = len(fp["cores"])
     return fp
 
 

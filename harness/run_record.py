@@ -26,6 +26,9 @@ _OPTIONAL = (
     "contention",
     "contended",
     "contended_reason",
+    "cutoff_s",
+    "cutoff_reason",
+    "censored_at_s",
 )
 
 
@@ -79,6 +82,16 @@ class RunRecord:
     snapshots: int = 0  # model states kept between evaluations (this attempt)
     snapshot_evals: int = 0  # of them evaluated (after an evaluation met the target, at the budget)
     snapshot_handover_s: float = 0.0  # on the clock: the snapshots' boundaries, step end to receipt
+    # the trial's cutoff (RunConfig.cutoff_s) and why; censored_at_s: the training time of the
+    # state evaluated at the cutoff, when it missed the target there (status "censored")
+    cutoff_s: float | None = None
+    cutoff_reason: str | None = None
+    censored_at_s: float | None = None
+    # the athlete's CPU affinity as read back (sorted), whether RunConfig.cores pinned it, and
+    # the thread counts: {"athlete": {"torch", "numba"}, "referee": {"torch", "numba"}}
+    cores: list[int] | None = None
+    pinned: bool = False
+    threads: dict[str, Any] = field(default_factory=dict)
     attempts: int = 1
     segments: list[dict[str, Any]] = field(default_factory=list)
     wasted_train_s: float = 0.0

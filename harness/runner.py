@@ -19,7 +19,12 @@ submission's functions against a training facade of the workload.
     time to target: an evaluation that meets the target makes the referee evaluate the
         snapshots kept since the last failing evaluation, in order; the first that meets it
         gives the time (``Snapshots``; docs/design.md#the-clock)
-    finish: a test-split evaluation for analysis, run.json with status and summary
+    cutoff (``RunConfig.cutoff_s``): a boundary at that training time; its state is evaluated
+        (a met target there is resolved by the same scan), else the trial ends ``censored``
+    pinned cores (``RunConfig.cores``): the referee and the athlete on those CPUs, torch and
+        numba threads to match (``harness.pinning``); a widened affinity fails the trial
+    finish: a test-split evaluation for analysis (not after a cutoff), run.json with status
+        and summary
 
 A submission's fault (an exception, an exit, a signal, a hang past the watchdog, a non-finite
 loss or parameter, a contract slip) ends the trial ``failed`` with a reason. SIGINT, SIGTERM or a
@@ -55,7 +60,7 @@ from typing import Any
 
 import torch
 
-from harness import checkpoint, evalseed, machine, records
+from harness import checkpoint, evalseed, machine, pinning, records
 from harness.api import ContractError
 from harness.discovery import SubmissionMeta, build_workload, get_spec, repo_root, submission_meta
 from harness.kernels import KernelParityError, parity_cache_key, parity_compare, parity_inputs
@@ -100,6 +105,17 @@ class RunConfig:
     # wall seconds the athlete may take to reach a step boundary once asked (and to get ready);
     # None: max(WATCHDOG_MIN_S, WATCHDOG_BUDGET_FRACTION x budget)
     watchdog_s: float | None = None
+    # training seconds after which the trial stops unless it has met the target: the state at
+    # the cutoff is evaluated once (so a target met at or before it is still timed exactly),
+    # and if it misses, the trial ends "censored" (a miss, final; docs/design.md#the-clock)
+    cutoff_s: float | None = None
+    # why the cutoff, in words, for the record's reason "cutoff <why> at <t> s" (e.g. "past the
+    # study's best time-to-target 12.3 s"); None: "past <cutoff_s> s of training"
+    cutoff_reason: str | None = None
+    # CPU cores the referee and the athlete are pinned to (os.sched_setaffinity), with torch's
+    # and numba's thread counts set to their number; the trial's hardware class counts them.
+    # None: the process's own affinity, threads as they are
+    cores: tuple[int, ...] | None = None
 
 
 @dataclass
@@ -166,6 +182,19 @@ def note_preemption(reason: str = "preempted") -> None:
 ProgressFn = Callable[[int, float, float], None]  # (steps, training seconds, budget seconds)
 
 
+def check_config(cfg: RunConfig) -> None:
+    """A config's own input errors (those that need no workload spec): ``ValueError`` in one
+    line, raised by ``run_trial`` before anything is written."""
+    cut = cfg.cutoff_s
+    if cut is not None:
+        if isinstance(cut, bool) or not isinstance(cut, (int, float)) or not 0 < cut < math.inf:
+            raise ValueError(f"cutoff_s must be a positive number of training seconds, got {cut!r}")
+    elif cfg.cutoff_reason is not None:
+        raise ValueError("cutoff_reason is given without a cutoff_s")
+    if cfg.cores is not None:
+        pinning.check_cores(cfg.cores)
+
+
 def run_trial(cfg: RunConfig, progress: ProgressFn | None = None) -> RunResult:
     """Run one trial to target, budget or failure; never raises for a submission's fault.
 
@@ -173,8 +202,11 @@ def run_trial(cfg: RunConfig, progress: ProgressFn | None = None) -> RunResult:
     when it has none or it is unreadable); a finished one is never touched. ``progress``, if
     given, is called at most every ``PROGRESS_S`` wall seconds while the athlete trains.
     SIGINT (KeyboardInterrupt) and SIGTERM (``TrialInterrupted``) record the trial
-    ``interrupted`` and are raised again."""
-    hw = records.hardware_class()
+    ``interrupted`` and are raised again. A config with bad input (``check_config``) raises
+    ``ValueError`` before anything is written."""
+    check_config(cfg)
+    fp = records.trial_fingerprint(None if cfg.cores is None else pinning.check_cores(cfg.cores))
+    hw = records.hardware_class(fp)
     name = Path(cfg.submission).name  # a submission may be given as a folder path
     study_dir = records.trial_dir(
         cfg.runs, hw, cfg.workload, cfg.variant, name, cfg.study, 0
@@ -202,7 +234,7 @@ def run_trial(cfg: RunConfig, progress: ProgressFn | None = None) -> RunResult:
                 previous = records.read_run(run_dir)
             except ValueError:
                 previous = {"reason": "unreadable run.json"}
-        return _Referee(cfg, run_dir, hw, trial, previous, progress).run()
+        return _Referee(cfg, run_dir, hw, trial, previous, progress, fp).run()
 
 
 class StepLog:
@@ -307,7 +339,13 @@ class AthleteGone(Exception):
 class _Athlete:
     """The referee's handle on its athlete: the process, the channel, the step counter."""
 
-    def __init__(self, setup: dict[str, Any], resume: bytes | None, sub_dir: Path):
+    def __init__(
+        self,
+        setup: dict[str, Any],
+        resume: bytes | None,
+        sub_dir: Path,
+        cores: tuple[int, ...] | None = None,
+    ):
         self.home = Path(tempfile.mkdtemp(prefix="ttr-athlete-"))
         work = self.home / "submission"
         shutil.copytree(sub_dir, work, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -327,6 +365,7 @@ class _Athlete:
             "PYTHONPATH": os.pathsep.join(
                 [str(repo_root()), *filter(None, [os.environ.get("PYTHONPATH")])]
             ),
+            **(pinning.thread_env(len(cores)) if cores else {}),
         }
         self.log_path = self.home / "athlete.log"
         with open(self.log_path, "wb") as out:
@@ -345,6 +384,8 @@ class _Athlete:
             )
         theirs.close()
         os.close(steps_fd)
+        if cores:  # inherited from the pinned referee already; by pid too, before it imports
+            pinning.pin_process(cores, self.proc.pid)
         self.conn = Connection(ours.detach())
         self.stopped = False
         self.send(dict(setup, type="setup"), *([resume] if resume is not None else []))
@@ -559,8 +600,12 @@ class _Referee:
         trial: int,
         previous: dict[str, Any] | None = None,
         progress: ProgressFn | None = None,
+        fingerprint: dict[str, Any] | None = None,
     ):
         self.cfg, self.run_dir, self.hw, self.trial = cfg, run_dir, hw, trial
+        self.fingerprint = fingerprint or records.trial_fingerprint()
+        self.cores = None if cfg.cores is None else pinning.check_cores(cfg.cores)
+        self.cutoff_s = math.inf if cfg.cutoff_s is None else float(cfg.cutoff_s)
         self.progress = progress
         self.steps_log = StepLog(run_dir / STEPS_CSV, cfg.steps_every)
         self.previous = previous  # an unfinished record to go on from
@@ -597,10 +642,13 @@ class _Referee:
             hparams=dict(cfg.hparams),
             config={k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
             hardware_class=self.hw,
-            hardware=records.hardware_fingerprint(),
+            hardware=self.fingerprint,
             git=records.git_info(str(repo_root())),
             versions=records.package_versions(),
             device=str(self.device),
+            cutoff_s=cfg.cutoff_s,
+            cutoff_reason=cfg.cutoff_reason,
+            pinned=cfg.cores is not None,
         )
 
     # -- the clock -------------------------------------------------------------------------
@@ -630,7 +678,11 @@ class _Referee:
         log.addHandler(handler)
         old_term = _install_sigterm()
         _PREEMPT.clear()
+        pinned = None
         try:
+            if self.cores is not None:  # this process, every thread; the athlete inherits it
+                pinned = pinning.Pinned(self.cores).__enter__()
+            self.rec.threads["referee"] = pinned.threads if pinned else pinning.threads()
             self.write()
             try:
                 status, reason = self._run_guarded()
@@ -643,6 +695,8 @@ class _Referee:
         finally:
             self._close_athlete()
             self.snaps.close()
+            if pinned is not None:
+                pinned.__exit__(None, None, None)
             if old_term is not None:
                 signal.signal(signal.SIGTERM, old_term)
             log.removeHandler(handler)
@@ -758,8 +812,12 @@ class _Referee:
         self.steps_log.start(self.step if self.step else None)
         if machine.contention_checks_enabled():  # probe now, sample the load while it runs
             me = os.getpid()
+            # the machine's reference (a pinned trial's class counts only its cores; the
+            # reference's probe has a figure per core count: machine.probe_slowdown)
             self.monitor = machine.TrialMonitor(
-                self.hw, exclude_pids=lambda: machine.process_tree(me), device=self.device
+                records.hardware_class(),
+                exclude_pids=lambda: machine.process_tree(me),
+                device=self.device,
             )
             self.monitor.start()
         marker, cached = self._parity_cached()
@@ -772,16 +830,19 @@ class _Referee:
                 "device": str(self.device),
                 "steps_every": cfg.steps_every,
                 "budget_s": self.budget_s,
+                "cores": self.cores,
             }
             | {"submission_dir": "submission", "submission_origin": str(self.sub.path)},
             resume,
             self.sub.path,
+            self.cores,
         )
         self.rec.athlete = {"pid": self.athlete.pid, "uid": self.athlete.uid or os.getuid()}
         if self.athlete.not_dropped:
             self.rec.athlete["privileges_kept"] = self.athlete.not_dropped
         limit = max(self.watchdog_s, SETUP_LIMIT_S)  # imports, a cold disk, a loaded machine
         ready = self._expect(time.perf_counter() + limit, "get ready", limit)
+        self._affinity(ready)
         self._parity(ready.get("kernels") or [], marker, cached)
         log.info(
             "setup done: %s/%s %s on %s, budget %.0f s, hparams %s; athlete pid %d",
@@ -793,6 +854,29 @@ class _Referee:
             dict(self.hparams),
             self.athlete.pid,
         )
+
+    def _affinity(self, ready: dict[str, Any]) -> None:
+        """The athlete's CPU affinity once it is set up, read by the referee from its pid (the
+        record's ``cores``), and its thread counts as it reports them; pinned, its own reading
+        and the referee's must both be the cores asked."""
+        said = sorted(int(c) for c in ready.get("affinity") or ())
+        self.rec.cores = sorted(os.sched_getaffinity(self.athlete.pid))
+        self.rec.threads["athlete"] = ready.get("threads") or {}
+        if self.cores is not None and not (said == self.rec.cores == list(self.cores)):
+            raise TrialFailed(
+                f"the athlete runs on CPUs {self.rec.cores} (by its own reading: {said}), not "
+                f"on the cores it was pinned to {list(self.cores)}"
+            )
+        self._check_pinned()
+
+    def _check_pinned(self) -> None:
+        """Pinned: every thread of the athlete still on the trial's cores (checked at every
+        boundary, the athlete stopped); a submission that widened its affinity fails."""
+        if self.cores is None or self.athlete is None:
+            return
+        why = pinning.widened(self.athlete.pid, self.cores)
+        if why is not None:
+            raise TrialFailed(f"the submission changed its CPU affinity: {why}")
 
     def _expect(self, deadline: float, what: str, limit: float) -> dict[str, Any]:
         msg = self.athlete.receive(deadline)
@@ -898,11 +982,12 @@ class _Referee:
                 beat[0] = now
 
         while True:
-            stop_at = min(self.next_eval_at, self.next_snap_at, self.budget_s)
-            # a checkpoint with the evaluations only (a snapshot's hand-over is the model's)
+            stop_at = min(self.next_eval_at, self.next_snap_at, self.budget_s, self.cutoff_s)
+            # a checkpoint with the evaluations only (a snapshot's hand-over is the model's),
+            # none where the trial ends (the budget, the cutoff)
             wants_ckpt = (
                 cfg.checkpoint
-                and self.next_eval_at < self.budget_s
+                and self.next_eval_at < min(self.budget_s, self.cutoff_s)
                 and self.next_eval_at <= self.next_snap_at
             )
             if ath.stopped:
@@ -946,6 +1031,7 @@ class _Referee:
         """Off the clock, with the athlete stopped: steps.csv rows, finiteness, evaluation,
         checkpoint. Returns the trial's end, or None to go on."""
         self.step = int(msg["step"])
+        self._check_pinned()
         if self.rec.first_step_unix is None:
             self.rec.first_step_unix = time.time()
         rows = msg.get("rows") or []
@@ -959,9 +1045,17 @@ class _Referee:
             return self._at_budget()
         done = bool(msg.get("done"))
         max_hit = self.cfg.max_steps is not None and self.step >= self.cfg.max_steps
-        if done or max_hit or self.elapsed_s >= self.next_eval_at - 1e-9:
+        on_grid = done or max_hit or self.elapsed_s >= self.next_eval_at - 1e-9
+        # the cutoff: the state handed over there is evaluated once (off the grid, unless it
+        # is on it), so a target met at or before the cutoff is still found and timed exactly
+        at_cutoff = self.elapsed_s >= self.cutoff_s - 1e-9
+        if on_grid or at_cutoff:
             row, met = self._evaluate(
-                msg["payloads"][0], self.step, self.elapsed_s, msg.get("loss"), "grid"
+                msg["payloads"][0],
+                self.step,
+                self.elapsed_s,
+                msg.get("loss"),
+                "grid" if on_grid else "cutoff",
             )
             if met:
                 self._reached(row, prev_boundary_s)
@@ -971,6 +1065,8 @@ class _Referee:
                 return "complete", "the submission ended training before reaching the target"
             if max_hit:
                 return "complete", f"stopped after max_steps={self.cfg.max_steps} steps"
+            if at_cutoff:
+                return self._censored()
             self.next_eval_at = self.elapsed_s + self.eval_every_s
             self.next_snap_at = self._next_snapshot()
             if self.ckpt_asked:  # asked at the pause for this evaluation (not for a snapshot)
@@ -997,6 +1093,15 @@ class _Referee:
         if not (0 < every < self.eval_every_s):
             return math.inf
         return self.elapsed_s + every
+
+    def _censored(self) -> tuple[str, str]:
+        """The cutoff passed and the state there missed the target: the trial ends censored,
+        a miss that is final (not resumed, not retried)."""
+        self.rec.censored_at_s = self.elapsed_s
+        why = self.cfg.cutoff_reason or f"past {self.cutoff_s:g} s of training"
+        reason = f"cutoff {why} at {self.elapsed_s:.2f} s"
+        log.info("censored: %s (step %d)", reason, self.step)
+        return "censored", reason
 
     def _at_budget(self) -> tuple[str, str | None]:
         """The budget is spent: the last snapshot within it is evaluated (the closing point of
@@ -1071,7 +1176,9 @@ class _Referee:
         met = self.spec.meets_target(metrics)
         row = {
             "eval": len(self.evals),
-            "kind": kind,  # "grid": on the evaluation grid; "snapshot": a kept state, scanned
+            # "grid": on the evaluation grid; "snapshot": a kept state, scanned; "cutoff": the
+            # state at the cutoff (RunConfig.cutoff_s)
+            "kind": kind,
             "step": step,
             "train_time_s": train_s,
             "wall_time_s": time.perf_counter() - self.t_start,
@@ -1149,7 +1256,9 @@ class _Referee:
         except Exception:  # observability only: never fails a trial
             log.error("steps.csv not written:\n%s", traceback.format_exc())
         self._close_athlete()
-        if status != "failed" and self.cfg.final_test_eval and self.eval_state is not None:
+        # a censored trial's test metrics would cost an evaluation that no score reads
+        tested = status not in ("failed", "censored") and self.cfg.final_test_eval
+        if tested and self.eval_state is not None:
             try:
                 self.ref_model.load_state_dict(self.eval_state, strict=True)
                 with torch.no_grad():

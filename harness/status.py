@@ -1,10 +1,12 @@
-"""``ttr status``: done / running / resumable / failed / pending per workload and submission.
+"""``ttr status``: done / censored / running / resumable / failed / pending per workload and
+submission.
 
 A trial whose record is unfinished is ``running`` only while a live process holds its claim
 (``records.claim_state``, on this host or another); otherwise it was interrupted (Ctrl-C,
 SIGTERM, preemption, a crashed node) and is ``resumable``: the next sweep or bench goes on from
-its checkpoint, or starts it over without one. A run.json that is not a record counts as failed
-with the file named.
+its checkpoint, or starts it over without one. A trial stopped at its cutoff (status
+``censored``: a miss, final) is counted apart from done, with its reason. A run.json that is not
+a record counts as failed with the file named.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from harness import checkpoint, records
 @dataclass
 class Counts:
     done: int = 0
+    censored: int = 0  # stopped at a cutoff without meeting the target (final)
     running: int = 0
     resumable: int = 0
     failed: int = 0
     pending: int = 0
     reasons: list[str] = field(default_factory=list)  # failed trials, with their reasons
     resumable_reasons: list[str] = field(default_factory=list)  # interrupted, and by what
+    censored_reasons: list[str] = field(default_factory=list)  # cut off, and why
 
 
 def planned_trials(plan_path: Path) -> list[tuple[int, int]]:
@@ -56,6 +60,9 @@ def sweep_status(runs: Path) -> dict[tuple[str, str, str, str], Counts]:
         if status == "failed":
             c.failed += 1
             c.reasons.append(f"{where}: {run.get('reason')}")
+        elif status == "censored":
+            c.censored += 1
+            c.censored_reasons.append(f"{where}: {run.get('reason')}")
         elif status in records.FINISHED:
             c.done += 1
         elif records.claim_state(d) == "live":
@@ -89,13 +96,15 @@ def format_status(table: dict[tuple[str, str, str, str], Counts]) -> str:
         return "no runs and no plans here"
     lines = [
         f"{'hardware':<12} {'workload/variant':<18} {'submission':<18} "
-        f"{'done':>5} {'running':>8} {'resumable':>10} {'failed':>7} {'pending':>8}"
+        f"{'done':>5} {'censored':>9} {'running':>8} {'resumable':>10} {'failed':>7} "
+        f"{'pending':>8}"
     ]
     for (hw, w, v, s), c in sorted(table.items()):
         lines.append(
-            f"{hw:<12} {w + '/' + v:<18} {s:<18} {c.done:>5} {c.running:>8} "
+            f"{hw:<12} {w + '/' + v:<18} {s:<18} {c.done:>5} {c.censored:>9} {c.running:>8} "
             f"{c.resumable:>10} {c.failed:>7} {c.pending:>8}"
         )
         lines.extend(f"    failed: {r}" for r in c.reasons)
         lines.extend(f"    resumable: {r}" for r in c.resumable_reasons)
+        lines.extend(f"    censored: {r}" for r in c.censored_reasons)
     return "\n".join(lines)

@@ -43,6 +43,12 @@ class Job:
     runs: Path = Path("runs")
     final_test_eval: bool = True  # the analysis-only test evaluation at the end
     keep_checkpoint: bool = False  # keep checkpoint.pt once the trial has finished
+    # training seconds after which a trial that has not met the target ends "censored", and
+    # why (RunConfig.cutoff_s, cutoff_reason); None: no cutoff
+    cutoff_s: float | None = None
+    cutoff_reason: str | None = None
+    # CPUs to pin the trial to (RunConfig.cores); its hardware class counts them. None: none
+    cores: tuple[int, ...] | None = None
 
     def config(self) -> RunConfig:
         return RunConfig(
@@ -57,9 +63,19 @@ class Job:
             budget_s=self.budget_s,
             final_test_eval=self.final_test_eval,
             keep_checkpoint=self.keep_checkpoint,
+            cutoff_s=self.cutoff_s,
+            cutoff_reason=self.cutoff_reason,
+            cores=self.cores,
         )
 
-    def run_dir(self, hw: str) -> Path:
+    def hardware_class(self) -> str:
+        """The hardware class the trial runs under here: the machine's, or where it is pinned,
+        one that counts its cores (``records.trial_fingerprint``)."""
+        return records.hardware_class(records.trial_fingerprint(self.cores))
+
+    def run_dir(self, hw: str | None = None) -> Path:
+        """The trial's directory under hardware class ``hw`` (None: ``hardware_class()``)."""
+        hw = self.hardware_class() if hw is None else hw
         name = Path(self.submission).name
         return records.trial_dir(
             self.runs, hw, self.workload, self.variant, name, self.study, self.trial
@@ -204,10 +220,9 @@ def sort_jobs(jobs: list[Job], dry_run: bool = False, retry_failed: bool = False
     ``problems``) and the trial rerun; with ``retry_failed`` a failed trial is moved into
     ``failed_attempts/<n>/`` and rerun. Every move happens under the trial's claim.
     ``dry_run``: sort only, move nothing."""
-    hw = records.hardware_class()
     out = Split()
     for job in jobs:
-        d = job.run_dir(hw)
+        d = job.run_dir()  # under the class the trial runs under (its pinned cores count)
         try:
             run: dict[str, Any] | None = records.read_run(d)
         except FileNotFoundError:

@@ -66,6 +66,7 @@ def test_status_json(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["totals"] == {
         "done": 0,
+        "censored": 0,
         "running": 0,
         "resumable": 0,
         "failed": 0,

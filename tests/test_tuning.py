@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -74,8 +75,38 @@ def test_self_tuning_uses_the_defaults_and_a_larger_budget() -> None:
     plan = make_plan(SPACE, studies=4, trials=5, self_tuning=True)
     assert (plan.trials, len(plan.points)) == (1, 4)
     assert all(p.hparams == SPACE.defaults() and p.unit is None for p in plan.points)
-    assert plan.budget_multiplier == SELF_TUNING_BUDGET_MULTIPLIER > 1
+    assert plan.budget_multiplier == SELF_TUNING_BUDGET_MULTIPLIER == 1.5  # issue 19's rule
     assert make_plan(SPACE).budget_multiplier == 1.0
+
+
+def test_a_saved_self_tuning_plan_with_another_multiplier_is_refused(tmp_path: Path) -> None:
+    """A plan saved when self-tuning tripled the budget (AlgoPerf's rule) would put 3x trials
+    next to 1.5x ones under one study directory: refused, naming the field, and untouched."""
+    path = tmp_path / "plan.json"
+    old = dataclasses.replace(make_plan(SPACE, studies=2, self_tuning=True), budget_multiplier=3.0)
+    old.save(path)
+    before = path.read_bytes()
+    with pytest.raises(PlanError, match="budget_multiplier: saved 3.0, asked 1.5"):
+        load_or_make_plan(path, SPACE, studies=2, self_tuning=True)
+    with pytest.raises(PlanError, match="budget_multiplier"):  # growing does not bypass it
+        load_or_make_plan(path, SPACE, studies=5, self_tuning=True, grow=True)
+    assert path.read_bytes() == before
+
+
+def test_a_self_tuning_plan_grows_and_a_dry_run_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "plan.json"
+    first = load_or_make_plan(path, SPACE, studies=2, self_tuning=True)
+    with pytest.raises(PlanError, match="studies: saved 2, asked 3"):
+        load_or_make_plan(path, SPACE, studies=3, self_tuning=True)  # not without grow
+    dry = load_or_make_plan(path, SPACE, studies=3, self_tuning=True, grow=True, save=False)
+    assert dry.studies == 3 and Plan.load(path) == first
+    grown = load_or_make_plan(path, SPACE, studies=3, self_tuning=True, grow=True)
+    assert grown.points[:2] == first.points and Plan.load(path) == grown
+    # asking for fewer keeps the longer plan; its first studies are the same ones
+    assert load_or_make_plan(path, SPACE, studies=1, self_tuning=True, grow=True) == grown
+    with pytest.raises(PlanError):  # external plans never grow
+        load_or_make_plan(tmp_path / "ext.json", SPACE, studies=2, trials=2)
+        load_or_make_plan(tmp_path / "ext.json", SPACE, studies=3, trials=2, grow=True)
 
 
 def test_save_load_round_trip_is_exact(tmp_path: Path) -> None:

@@ -304,7 +304,14 @@ def test_sigterm_to_a_sweep_then_the_rerun_waits_for_the_orphan(tmp_path, make_s
         assert records.claim_state(trial[0]) == "live"  # the orphan runs on, blocked at step 0
         assert cli.main(["status", "--runs", str(runs), "--json"]) == 0
         totals = json.loads(capsys.readouterr().out)["totals"]
-        assert totals == {"done": 0, "running": 1, "resumable": 0, "failed": 0, "pending": 1}
+        assert totals == {
+            "done": 0,
+            "censored": 0,
+            "running": 1,
+            "resumable": 0,
+            "failed": 0,
+            "pending": 1,
+        }
         code = cli.main([*args, "--deadline-min", "0.01"])
         out = capsys.readouterr().out
         assert code == 1
