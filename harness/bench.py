@@ -57,7 +57,14 @@ import numpy as np
 import pandas as pd
 
 from harness import discovery, records, scoring
-from harness.sweep import Job, job_budget_s, measured_overhead_s, plan_jobs, sort_jobs
+from harness.sweep import (
+    MAX_CONTENDED_RERUNS,
+    Job,
+    job_budget_s,
+    measured_overhead_s,
+    plan_jobs,
+    sort_jobs,
+)
 
 FAMILY_LEVEL = scoring.LEVEL  # 0.95: the error rate the verdicts keep over all looks
 FIRST_LOOK = 3
@@ -564,7 +571,9 @@ def run_bench(
     start = time.time()
     deadline = start + cfg.hours * 3600.0 - spent0
     board = Path("leaderboards") / hw / "results.parquet"
-    attempted: set[str] = set()
+    # runs of each trial in this call: sort_jobs reruns a contended one (MAX_CONTENDED_RERUNS
+    # times at most); the count bounds the retries of one that keeps ending without a record
+    attempted: dict[str, int] = {}
     outcome = BenchOutcome({}, problems, hardware_class=outcome_hw)
     while True:
         trials = finished_trials(runs, hw, cfg.variant)
@@ -573,7 +582,7 @@ def run_bench(
         jobs = [dataclasses.replace(j, cores=pin) for j in jobs]  # their records' class
         split = sort_jobs(jobs, retry_failed=cfg.retry_failed)
         problems.extend(p for p in split.problems if p not in problems)
-        todo = [j for j in split.todo if j.label not in attempted]
+        todo = [j for j in split.todo if attempted.get(j.label, 0) <= MAX_CONTENDED_RERUNS]
         if not todo:
             break
         prepared = []
@@ -600,7 +609,8 @@ def run_bench(
 
         sched = Scheduler(runs, cpus, parallel_ok, estimate_fn(runs, hw, board), deadline, done)
         res = sched.run(order_jobs(prepared, parallel_ok))
-        attempted |= {j.label for j, _ in res.finished}
+        for j, _ in res.finished:
+            attempted[j.label] = attempted.get(j.label, 0) + 1
         outcome.spent_s = spent0 + time.time() - start
         state["spent_s"] = outcome.spent_s
         state.setdefault("looks", []).append(
