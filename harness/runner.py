@@ -339,13 +339,9 @@ class AthleteGone(Exception):
 class _Athlete:
     """The referee's handle on its athlete: the process, the channel, the step counter."""
 
-    def __init__(
-        self,
-        setup: dict[str, Any],
-        resume: bytes | None,
-        sub_dir: Path,
-        cores: tuple[int, ...] | None = None,
-    ):
+    def __init__(self, sub_dir: Path, cores: tuple[int, ...] | None = None):
+        """Spawn the athlete: it imports torch and the harness while the referee builds its own
+        side, and waits for ``setup`` (docs/performance.md#fixed-costs-per-trial)."""
         self.home = Path(tempfile.mkdtemp(prefix="ttr-athlete-"))
         work = self.home / "submission"
         shutil.copytree(sub_dir, work, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -388,6 +384,9 @@ class _Athlete:
             pinning.pin_process(cores, self.proc.pid)
         self.conn = Connection(ours.detach())
         self.stopped = False
+
+    def setup(self, setup: dict[str, Any], resume: bytes | None) -> None:
+        """What to train: the athlete's first message (its model state too, on a resume)."""
         self.send(dict(setup, type="setup"), *([resume] if resume is not None else []))
 
     @property
@@ -798,6 +797,22 @@ class _Referee:
         )
         self.rec.submission_git = records.git_info(str(self.sub.path), scope=True)
         self.write()
+        if machine.contention_checks_enabled():  # probe now, sample the load while it runs
+            me = os.getpid()
+            # the machine's reference (a pinned trial's class counts only its cores; the
+            # reference's probe has a figure per core count: machine.probe_slowdown)
+            self.monitor = machine.TrialMonitor(
+                records.hardware_class(),
+                exclude_pids=lambda: machine.process_tree(me),
+                device=self.device,
+            )
+            self.monitor.start()  # before the athlete starts: the probe has the cores alone
+        # The athlete starts now: its imports (torch, the harness, torch._dynamo) run while
+        # this process builds the workload; it learns what to train from ``setup`` below.
+        self.athlete = _Athlete(self.sub.path, self.cores)
+        self.rec.athlete = {"pid": self.athlete.pid, "uid": self.athlete.uid or os.getuid()}
+        if self.athlete.not_dropped:
+            self.rec.athlete["privileges_kept"] = self.athlete.not_dropped
         torch.manual_seed(derive_seed(cfg.seed, "global"))
         # the referee's instance: it alone builds evaluation splits, from a seed the referee
         # holds (runs/.eval_secret), the same for every submission of a study (paired)
@@ -810,18 +825,8 @@ class _Referee:
         self.boundary_s = self.elapsed_s
         self.next_snap_at = self._next_snapshot()
         self.steps_log.start(self.step if self.step else None)
-        if machine.contention_checks_enabled():  # probe now, sample the load while it runs
-            me = os.getpid()
-            # the machine's reference (a pinned trial's class counts only its cores; the
-            # reference's probe has a figure per core count: machine.probe_slowdown)
-            self.monitor = machine.TrialMonitor(
-                records.hardware_class(),
-                exclude_pids=lambda: machine.process_tree(me),
-                device=self.device,
-            )
-            self.monitor.start()
         marker, cached = self._parity_cached()
-        self.athlete = _Athlete(
+        self.athlete.setup(
             {
                 "workload": cfg.workload,
                 "variant": cfg.variant,
@@ -834,12 +839,7 @@ class _Referee:
             }
             | {"submission_dir": "submission", "submission_origin": str(self.sub.path)},
             resume,
-            self.sub.path,
-            self.cores,
         )
-        self.rec.athlete = {"pid": self.athlete.pid, "uid": self.athlete.uid or os.getuid()}
-        if self.athlete.not_dropped:
-            self.rec.athlete["privileges_kept"] = self.athlete.not_dropped
         limit = max(self.watchdog_s, SETUP_LIMIT_S)  # imports, a cold disk, a loaded machine
         ready = self._expect(time.perf_counter() + limit, "get ready", limit)
         self._affinity(ready)
