@@ -6,8 +6,10 @@ imports the submission. The athlete (``harness.athlete``, a child in its own ses
 private working directory, an unprivileged user when the referee is root) runs the
 submission's functions against a training facade of the workload.
 
-    setup (off the clock): spec, search space, the referee's workload and reference network;
-        the athlete imports the submission, builds its model and facade, reports its kernels;
+    setup (off the clock): spec, search space, the machine probe; the athlete is spawned and
+        imports torch, the harness and torch._dynamo while the referee builds its workload and
+        reference network; then the athlete gets its setup, imports the submission, builds its
+        model and facade, reports its kernels;
         kernel parity (the athlete runs the kernel on the referee's inputs, the referee compares)
     segments: go (clock starts) -> the athlete runs init (first go only) and steps -> the
         referee asks for a pause at the next snapshot or evaluation time or the budget -> the
