@@ -14,7 +14,7 @@ evaluation decoder, validation frames of evaluation seed 0) at each Eb/N0 of ``-
 
 Writes benchmarks/results/ldpc_calibration-<hw><tag>.json and prints a table.
 
-    python benchmarks/calibrate_ldpc.py --constant-factors --ebn0 4.0 --tag -factors
+    python benchmarks/calibrate_ldpc.py --constant-factors --ebn0 4.0 --tag=-factors
     python benchmarks/calibrate_ldpc.py --steps 400 --seeds 0 1 2 --ebn0 3.25 3.5 3.75
 """
 
@@ -99,10 +99,14 @@ def main() -> None:
     base = dataclasses.replace(spec, **{k: v for k, v in changes.items() if v is not None})
     ebn0s = args.ebn0 or [base.ebn0_db]
     rows = []
+    # one evaluating workload per Eb/N0: its frames are drawn once and kept (FrameCache)
+    scorers = {
+        e: LdpcWorkload(dataclasses.replace(base, ebn0_db=e), device, eval_seed=0) for e in ebn0s
+    }
 
     def score(label, model, seed, train_s):
         for e in ebn0s:
-            wl = LdpcWorkload(dataclasses.replace(base, ebn0_db=e), device, eval_seed=0)
+            wl = scorers[e]
             t0 = time.perf_counter()
             m = wl.evaluate(model, "validation")
             eval_s = time.perf_counter() - t0
