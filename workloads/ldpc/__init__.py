@@ -62,8 +62,8 @@ DEFAULT = LdpcSpec(
         "min-sum with one constant factor in 0.65-0.9 meets this target (F = 0.75: "
         "fer_upper95 3.75e-3), so it does not need learned per-iteration weights; no point "
         "measured on a CPU budget needs them with boosted_nms ahead of nms_baseline "
-        "(closest: L = 5 at 4.0 dB; at L = 10, 3.75 dB boosted_nms led by 11% on one seed, "
-        "too small to resolve within the evaluation's share). Details: workloads/ldpc/README.md"
+        "(closest: L = 5 at 4.0 dB; at L = 10, 3.75 dB boosted_nms led by 11-15% on 3 seeds, "
+        "too little to resolve within the evaluation's share). Details: workloads/ldpc/README.md"
     ),
 )
 
