@@ -10,7 +10,12 @@ from scipy.stats import binomtest
 
 from harness.api import ContractError
 from workloads.ldpc import SPECS, LdpcWorkload
-from workloads.ldpc.evaluator import EVAL_SEED_BASE, clopper_pearson, count_frame_errors
+from workloads.ldpc.evaluator import (
+    EVAL_SEED_BASE,
+    FrameCache,
+    clopper_pearson,
+    count_frame_errors,
+)
 
 CPU = torch.device("cpu")
 
@@ -79,6 +84,41 @@ def test_splits_use_different_fixed_frames():
     assert runs[0] != runs[2]
 
 
+def test_frame_cache_replays_the_same_chunks_within_its_byte_cap():
+    decode, sample = _uncoded(4.0)
+    drawn = []
+
+    def counting_sample(b, g):
+        drawn.append(b)
+        return sample(b, g)
+
+    args = ("validation", 100, 10**9, 1000, CPU)
+    plain = count_frame_errors(decode, sample, *args, eval_seed=0)
+    one_chunk = 100 * 32 * 4 + 100 * 32  # float32 LLR and uint8 bits of a 100-frame chunk
+    cache = FrameCache(max_bytes=3 * one_chunk)
+    first = count_frame_errors(decode, counting_sample, *args, eval_seed=0, cache=cache, key=(4,))
+    again = count_frame_errors(decode, counting_sample, *args, eval_seed=0, cache=cache, key=(4,))
+    assert plain == first == again
+    assert len(drawn) == 10 + 7  # the second count drew only the 7 chunks past the cap
+    assert cache.bytes == 3 * one_chunk and len(cache.chunks) == 3
+    other = count_frame_errors(decode, counting_sample, *args, eval_seed=0, cache=cache, key=(5,))
+    assert other == plain and len(drawn) == 17 + 10  # another key: nothing replayed
+    test_args = ("test", 100, 10**9, 1000, CPU)
+    test = count_frame_errors(decode, sample, *test_args, eval_seed=0, cache=cache, key=(4,))
+    assert test == count_frame_errors(decode, sample, *test_args, eval_seed=0) != plain
+
+
+def test_evaluation_keeps_its_frames_between_evaluations():
+    w = LdpcWorkload(SPECS["smoke"], CPU, eval_seed=0)
+    model = w.init_model(torch.Generator())
+    first = w.evaluate(model, "validation")
+    assert w.eval_frames.chunks  # kept
+    assert w.evaluate(model, "validation") == first
+    fresh = LdpcWorkload(SPECS["smoke"], CPU, eval_seed=0)
+    fresh.eval_frames.max_bytes = 0  # keeps nothing: draws every chunk again
+    assert fresh.evaluate(model, "validation") == first and not fresh.eval_frames.chunks
+
+
 def test_training_sampler_refuses_evaluation_seeds():
     w = LdpcWorkload(SPECS["smoke"], CPU, eval_seed=0)
     with pytest.raises(ContractError, match="below the evaluation seeds"):
@@ -110,6 +150,27 @@ def test_plain_min_sum_misses_the_default_target():
     metrics = w.evaluate(w.init_model(torch.Generator()), "validation")
     assert not spec.meets_target(metrics), metrics
     assert metrics["fer_lower95"] > spec.target  # clearly, not by chance
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 20: default is still met by a constant factor (F = 0.65-0.9); no point measured "
+    "on a CPU budget needs learned weights with boosted_nms ahead (workloads/ldpc/README.md)",
+)
+def test_no_constant_normalization_factor_meets_the_default_target():
+    spec = SPECS["default"]
+    w = LdpcWorkload(spec, CPU, eval_seed=0)
+    met = []
+    for i in range(11):  # F = 0.5, 0.55, ..., 1.0 on every check-node and UCN weight
+        factor = 0.5 + 0.05 * i
+        model = w.init_model(torch.Generator())
+        with torch.no_grad():
+            model.w_cn.fill_(factor)
+            model.w_ucn.fill_(factor)
+        if spec.meets_target(w.evaluate(model, "validation")):
+            met.append(round(factor, 2))
+    assert not met, f"constant factors that meet the target: {met}"
 
 
 def test_default_spec_records_its_calibration():
