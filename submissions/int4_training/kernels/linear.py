@@ -8,10 +8,12 @@ Backward, for the output gradient g (N x M):
 - bit splitting: g ~ (14 hi + lo) / c with hi, lo INT4 (``quant.split_output_gradient``),
   giving 2N rows;
 - grad of the transformed input, g W_q: LSS over the 2N rows with scores their norms (the
-  authors' code), N kept in expectation; the kept rows multiply the INT4 weight as integers and
-  each result row is rescaled by 1 / p;
+  authors' code), N kept in expectation; the rows multiply the INT4 weight as integers and each
+  result row is weighted 1 / p if kept, 0 if not (all 2N rows are multiplied: on a CPU the
+  gather of the kept rows costs more than the integer product it would save);
 - grad of the transformed weight, g^T X_q: LSS over the 2N rows with scores
-  ||g_i|| ||x_i|| (the paper's leverage score); rows kept with p = 1 multiply as integers, rows
+  ||g_i|| ||x_i|| (the paper's leverage score); rows kept with p = 1 multiply as integers (the
+  two halves of a row merged into 14 hi + lo, an int8 in [-105, 105]), rows
   kept with p < 1 carry their 1 / p factor and multiply in float32 (the authors' CUDA path for
   sampled rows); with ``lss_weight=False`` every nonzero row is kept and multiplied as integers
   (what the authors' released kernel runs);
@@ -109,26 +111,25 @@ class Int4Linear(torch.autograd.Function):
         grad_x = grad_w = None
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[3]:
             keep, p = _keep(split_norm, cfg.lss_input, gen)
-            rows = keep.nonzero().squeeze(1)
-            prod = int_mm(split[rows], qw).to(g.dtype)  # (kept, K)
-            factor = row_scale[rows] / p[rows] * s_w
-            gxh = torch.zeros(n, qx.shape[1], dtype=g.dtype, device=g.device)
-            gxh.index_add_(0, rows % n, prod * factor[:, None])
-            gxh, grad_sx = _lsq(rx, gxh)
+            # one integer product over all 2N rows, each result row weighted 1 / p if kept and
+            # 0 if not: on a CPU gathering the kept rows costs more than the product it saves
+            weight = torch.where(keep, row_scale / p.clamp_min(1e-30), 0.0) * s_w
+            prod = int_mm(split, qw).to(g.dtype) * weight[:, None]  # (2N, K)
+            gxh, grad_sx = _lsq(rx, prod[:n] + prod[n:])
             grad_x = block_hadamard(gxh, ctx.group).reshape(ctx.x_shape)
         else:
             grad_sx = None
         if ctx.needs_input_grad[1] or ctx.needs_input_grad[4]:
             x_norm = qx.to(g.dtype).norm(dim=1) * s_x
             keep, p = _keep(split_norm * torch.cat([x_norm, x_norm]), cfg.lss_weight, gen)
-            whole = (keep & (p >= 1.0)).nonzero().squeeze(1)
+            whole = keep & (p >= 1.0)
+            # rows kept with p = 1 carry weight 1: their halves merge into 14 hi + lo, within
+            # [-105, 105], one int8 matrix and one integer product
+            merged = torch.where(whole[:n, None], hi, 0).to(torch.int16) * SPLIT_BINS
+            merged += torch.where(whole[n:, None], lo, 0).to(torch.int16)
+            acc = int_mm(merged.to(torch.int8).t().contiguous(), qx).to(g.dtype)
+            gwh = acc * (s_x / c)
             part = (keep & (p < 1.0)).nonzero().squeeze(1)
-            gwh = torch.zeros(m, qx.shape[1], dtype=g.dtype, device=g.device)
-            for half in (0, 1):  # integer products of the rows kept with p = 1
-                r = whole[(whole >= n) == bool(half)]
-                if r.numel():
-                    acc = int_mm(split[r].t().contiguous(), qx[r % n]).to(g.dtype)
-                    gwh += acc * (row_scale[half * n] * s_x)
             if part.numel():  # sampled rows: the 1 / p factor makes them float
                 a = split[part].to(g.dtype) * (row_scale[part] / p[part])[:, None]
                 gwh += a.t() @ (qx[part % n].to(g.dtype) * s_x)
