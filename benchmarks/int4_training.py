@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown workload(s) {sorted(unknown)}; known: {sorted(int4.BASES)}")
     shapes = SHAPES
     if args.quick:
-        args.calls, args.steps, args.tail, shapes = 2, 2, 4, SHAPES[:2]
+        args.calls, args.steps, args.tail, shapes = 2, 1, 3, SHAPES[:2]
     rows = layer_rows(args.repeats, args.calls, shapes)
     for w in args.workloads.split(","):
         rows.append(step_row(w, args.repeats, args.steps, args.tail))
