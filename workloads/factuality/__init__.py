@@ -34,6 +34,7 @@ from harness.api import (
     seeded_build,
     split_seed,
 )
+from workloads._common.int_arith import INT_ARITH_OPS
 from workloads.factuality import kb as kbmod
 from workloads.factuality.data import (
     DataError,
@@ -472,4 +473,6 @@ REFERENCE_OPS = {
         description="softmax(q k^T / sqrt(d) + causal mask) v: (B, h, T, d) x3 -> (B, h, T, d), "
         "with gradients",
     ),
+    # integer-quantized arithmetic, for kernels that train the linear layers on integers
+    **INT_ARITH_OPS,
 }

@@ -33,6 +33,7 @@ from harness.api import (
     seeded_build,
     split_seed,
 )
+from workloads._common.int_arith import INT_ARITH_OPS
 from workloads.translation import corpus as gen
 from workloads.translation.bleu import corpus_bleu
 from workloads.translation.data import (
@@ -455,4 +456,6 @@ REFERENCE_OPS = {
         description="softmax(q k^T / sqrt(d) masked by key padding) v: (B, h, L, d) x3 and a "
         "(B, 1, 1, S) boolean mask -> (B, h, L, d), with gradients",
     ),
+    # integer-quantized arithmetic, for kernels that train the linear layers on integers
+    **INT_ARITH_OPS,
 }
