@@ -49,7 +49,7 @@ def env(monkeypatch):
 def test_without_the_variable_only_the_bundled_folder_is_searched(env):
     assert discovery.submission_dirs() == [BUNDLED]
     names = discovery.submission_names()
-    assert len(names) == 18 and "adamw" in names and "nms_baseline" in names
+    assert len(names) == 19 and "adamw" in names and "nms_baseline" in names
     assert not {"template", "template_generic", "_common"} & set(names)
 
 

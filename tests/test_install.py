@@ -83,7 +83,7 @@ def test_a_wheel_install_finds_every_bundled_submission_and_its_data(installed, 
     assert Path(got["harness"]).is_relative_to(installed)
     assert Path(got["root"]) == installed.resolve()
     assert sorted(got["submissions"]) == discovery.submission_names()  # all 18, as in the repo
-    assert len(got["submissions"]) == 18
+    assert len(got["submissions"]) == 19
     assert got["submissions"]["nms_baseline"] == ["ldpc"] and got["submissions"]["adamw"] == ["all"]
     assert got["workloads"] == discovery.workload_names()
     assert got["partition"] == "debug"  # the bundled SLURM defaults, not a silent None
