@@ -302,22 +302,11 @@ class Athlete:
         send(self.conn, header, *payloads)
 
 
-def _preload() -> None:
-    """Import what every trial imports anyway before its first step, while the referee builds
-    its side: ``torch._dynamo`` (about 1 s), which ``torch.optim.Optimizer.__init__`` imports
-    on the first optimizer built (it is wrapped in ``torch._disable_dynamo``)."""
-    try:
-        import torch._dynamo  # noqa: F401
-    except Exception:  # noqa: BLE001 -- only a head start: the submission's import decides
-        pass
-
-
 def main(argv: list[str] | None = None) -> int:
     _die_with_parent()
     argv = sys.argv[1:] if argv is None else argv
     conn = Connection(int(argv[0]))
     athlete = Athlete(conn, int(argv[1]) if len(argv) > 1 else None)
-    _preload()
     try:
         setup, payloads = recv(conn)
         try:

@@ -394,7 +394,9 @@ def contradictions(run: dict[str, Any], rows: list[dict[str, Any]], d: Path) -> 
         if not math.isclose(per, train / steps, rel_tol=1e-6, abs_tol=1e-12):
             bad.append(f"s_per_step {per:g} is not train_time_s / steps ({train / steps:g})")
     if np.isfinite(budget):
-        tol = (per if np.isfinite(per) and per > 0 else 0.0) + 0.01 * budget
+        # the step in progress when the budget passed ends past it: one step, which on a
+        # loaded machine can take a few times the mean (seen: 0.25 s against 0.15 s)
+        tol = 3.0 * (per if np.isfinite(per) and per > 0 else 0.0) + 0.01 * budget
         over = [("train_time_s", train), ("time_to_target_s", _num(run.get("time_to_target_s")))]
         for i, r in enumerate(rows):
             over.append((f"evaluation {i}'s train_time_s", _num(r.get("train_time_s"))))

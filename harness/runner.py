@@ -6,10 +6,8 @@ imports the submission. The athlete (``harness.athlete``, a child in its own ses
 private working directory, an unprivileged user when the referee is root) runs the
 submission's functions against a training facade of the workload.
 
-    setup (off the clock): spec, search space, the machine probe; the athlete is spawned and
-        imports torch, the harness and torch._dynamo while the referee builds its workload and
-        reference network; then the athlete gets its setup, imports the submission, builds its
-        model and facade, reports its kernels;
+    setup (off the clock): spec, search space, the referee's workload and reference network;
+        the athlete imports the submission, builds its model and facade, reports its kernels;
         kernel parity (the athlete runs the kernel on the referee's inputs, the referee compares)
     segments: go (clock starts) -> the athlete runs init (first go only) and steps -> the
         referee asks for a pause at the next snapshot or evaluation time or the budget -> the
@@ -341,9 +339,13 @@ class AthleteGone(Exception):
 class _Athlete:
     """The referee's handle on its athlete: the process, the channel, the step counter."""
 
-    def __init__(self, sub_dir: Path, cores: tuple[int, ...] | None = None):
-        """Spawn the athlete: it imports torch and the harness while the referee builds its own
-        side, and waits for ``setup`` (docs/performance.md#fixed-costs-per-trial)."""
+    def __init__(
+        self,
+        setup: dict[str, Any],
+        resume: bytes | None,
+        sub_dir: Path,
+        cores: tuple[int, ...] | None = None,
+    ):
         self.home = Path(tempfile.mkdtemp(prefix="ttr-athlete-"))
         work = self.home / "submission"
         shutil.copytree(sub_dir, work, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -386,9 +388,6 @@ class _Athlete:
             pinning.pin_process(cores, self.proc.pid)
         self.conn = Connection(ours.detach())
         self.stopped = False
-
-    def setup(self, setup: dict[str, Any], resume: bytes | None) -> None:
-        """What to train: the athlete's first message (its model state too, on a resume)."""
         self.send(dict(setup, type="setup"), *([resume] if resume is not None else []))
 
     @property
@@ -799,22 +798,6 @@ class _Referee:
         )
         self.rec.submission_git = records.git_info(str(self.sub.path), scope=True)
         self.write()
-        if machine.contention_checks_enabled():  # probe now, sample the load while it runs
-            me = os.getpid()
-            # the machine's reference (a pinned trial's class counts only its cores; the
-            # reference's probe has a figure per core count: machine.probe_slowdown)
-            self.monitor = machine.TrialMonitor(
-                records.hardware_class(),
-                exclude_pids=lambda: machine.process_tree(me),
-                device=self.device,
-            )
-            self.monitor.start()  # before the athlete starts: the probe has the cores alone
-        # The athlete starts now: its imports (torch, the harness, torch._dynamo) run while
-        # this process builds the workload; it learns what to train from ``setup`` below.
-        self.athlete = _Athlete(self.sub.path, self.cores)
-        self.rec.athlete = {"pid": self.athlete.pid, "uid": self.athlete.uid or os.getuid()}
-        if self.athlete.not_dropped:
-            self.rec.athlete["privileges_kept"] = self.athlete.not_dropped
         torch.manual_seed(derive_seed(cfg.seed, "global"))
         # the referee's instance: it alone builds evaluation splits, from a seed the referee
         # holds (runs/.eval_secret), the same for every submission of a study (paired)
@@ -827,8 +810,18 @@ class _Referee:
         self.boundary_s = self.elapsed_s
         self.next_snap_at = self._next_snapshot()
         self.steps_log.start(self.step if self.step else None)
+        if machine.contention_checks_enabled():  # probe now, sample the load while it runs
+            me = os.getpid()
+            # the machine's reference (a pinned trial's class counts only its cores; the
+            # reference's probe has a figure per core count: machine.probe_slowdown)
+            self.monitor = machine.TrialMonitor(
+                records.hardware_class(),
+                exclude_pids=lambda: machine.process_tree(me),
+                device=self.device,
+            )
+            self.monitor.start()
         marker, cached = self._parity_cached()
-        self.athlete.setup(
+        self.athlete = _Athlete(
             {
                 "workload": cfg.workload,
                 "variant": cfg.variant,
@@ -841,7 +834,12 @@ class _Referee:
             }
             | {"submission_dir": "submission", "submission_origin": str(self.sub.path)},
             resume,
+            self.sub.path,
+            self.cores,
         )
+        self.rec.athlete = {"pid": self.athlete.pid, "uid": self.athlete.uid or os.getuid()}
+        if self.athlete.not_dropped:
+            self.rec.athlete["privileges_kept"] = self.athlete.not_dropped
         limit = max(self.watchdog_s, SETUP_LIMIT_S)  # imports, a cold disk, a loaded machine
         ready = self._expect(time.perf_counter() + limit, "get ready", limit)
         self._affinity(ready)

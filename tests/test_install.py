@@ -82,7 +82,7 @@ def test_a_wheel_install_finds_every_bundled_submission_and_its_data(installed, 
     got = json.loads(probe.stdout.strip().splitlines()[-1])
     assert Path(got["harness"]).is_relative_to(installed)
     assert Path(got["root"]) == installed.resolve()
-    assert sorted(got["submissions"]) == discovery.submission_names()  # all 18, as in the repo
+    assert sorted(got["submissions"]) == discovery.submission_names()  # all 19, as in the repo
     assert len(got["submissions"]) == 19
     assert got["submissions"]["nms_baseline"] == ["ldpc"] and got["submissions"]["adamw"] == ["all"]
     assert got["workloads"] == discovery.workload_names()
