@@ -179,6 +179,7 @@ _REPORT_FILTERS = (
 )
 
 
+@pytest.mark.slow  # the CI's slow step runs it; the default run stays under 15 min
 @pytest.mark.skipif(
     not _REPORT_FILTERS, reason="harness.report.write_report has no variant/workloads filters yet"
 )

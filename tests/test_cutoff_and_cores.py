@@ -113,6 +113,7 @@ def test_a_cutoff_censors_a_trial_that_has_not_met_the_target(
     _consistent(run, rows, res.run_dir)
 
 
+@pytest.mark.slow  # the CI's slow step runs it; the default run stays under 15 min
 def test_a_target_met_before_the_cutoff_is_unaffected(tmp_path, make_submission, monkeypatch):
     _meets_on(monkeypatch, lambda steps: steps >= 8)
     sub = _marker(tmp_path, make_submission)

@@ -155,6 +155,7 @@ def test_forward_is_the_dequantized_integer_product():
     assert rel < 0.3, f"INT4 forward relative error {rel:.3f}"  # 4 bits: about 0.1 here
 
 
+@pytest.mark.slow  # the CI's slow step runs it; the default run stays under 15 min
 @pytest.mark.parametrize("cfg", [Int4Config(), Int4Config(lss_input=False, lss_weight=False)])
 def test_backward_is_unbiased_for_the_quantized_forward(cfg):
     """Over seeded draws of the stochastic rounding and the sampling, the mean gradients equal
@@ -207,6 +208,7 @@ def test_submission_declares_both_transformer_workloads():
     assert not sub.supports("ldpc")
 
 
+@pytest.mark.slow  # the CI's slow step runs it; the default run stays under 15 min
 @pytest.mark.parametrize("workload", ["translation", "factuality"])
 def test_two_smoke_steps_through_the_referee(workload, tmp_path):
     res = run_trial(
