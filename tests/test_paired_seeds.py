@@ -95,6 +95,7 @@ def test_a_plan_with_one_seed_per_trial_is_refused(tmp_path):
     assert [p.seed for p in one.points] == [trial_seed(1, s, 0) for s in range(2)]
 
 
+@pytest.mark.slow  # the CI's slow step runs it; the default run stays under 15 min
 def test_a_study_trains_and_evaluates_every_submission_alike(tmp_path, make_submission):
     runs = tmp_path / "runs"
     jobs = plan_jobs(runs, ["snn"], _subs(make_submission), "smoke", studies=2, trials=2)

@@ -82,6 +82,7 @@ def test_rerunning_a_sweep_skips_finished_trials(tmp_path, capsys):
     assert cli.main([*args[:-4], "--trials", "3", "--runs", str(runs)]) == 2
 
 
+@pytest.mark.slow  # the CI's slow step runs it; the default run stays under 15 min
 def test_a_crashing_submission_fails_alone(tmp_path, make_submission):
     crash = make_submission(
         "crash", GOOD_SUBMISSION.replace("loss.backward()", "raise RuntimeError('kaput')")

@@ -241,8 +241,11 @@ def test_sigint_to_the_referee_leaves_a_resumable_trial(tmp_path, make_submissio
     argv = [sys.executable, "-m", "harness.cli", "run", "ldpc", str(sub), "--variant", "smoke",
             "--study", "0", "--trial", "0", "--budget-s", "600", "--runs", str(runs)]  # fmt: skip
     env = {**os.environ, "TTR_TEST_HANG": "1", "PYTHONPATH": str(repo_root())}
+    # SIGINT as a terminal's Ctrl-C delivers it: a test run started as a background job (`&` in
+    # a script) ignores SIGINT, and a child inherits that, so the child gets the default back
+    sigint_default = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
     proc = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.PIPE, text=True,
-                            stderr=subprocess.STDOUT)  # fmt: skip
+                            stderr=subprocess.STDOUT, preexec_fn=sigint_default)  # fmt: skip
     run_dir = records.trial_dir(runs, records.hardware_class(), "ldpc", "smoke", sub.name, 0, 0)
     deadline = time.monotonic() + 240
     while not checkpoint.path_for(run_dir).is_file():  # the checkpoint at the first evaluation
