@@ -118,20 +118,28 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     if args.seeds < 2:
         p.error("--seeds must be at least 2")
-    hw = records.hardware_class()
+    machine_hw = records.hardware_class()
+    parallel_ok = bench.one_trial_per_core(machine_hw) if args.parallel == "auto" else {}
+    from harness.machine import cores
+
+    cpus = cores()
+    # as run_bench: one trial per core, pinned, only if every workload allows it; a pinned
+    # trial's class counts its cores (records.trial_fingerprint)
+    parallel = len(cpus) > 1 and all(parallel_ok.get(w) for w in args.workloads)
+    parallel_ok = {w: parallel for w in args.workloads}
+    pin = (cpus[0],) if parallel else None
+    hw = records.hardware_class(records.trial_fingerprint(pin)) if parallel else machine_hw
     kind = records.device_kind(hw)
     jobs = []
     for w in args.workloads:
         jobs += plan_jobs(args.runs, [w], [BASELINES[w]], "default", args.seeds, 1, 0, True,
                           grow=True)  # fmt: skip
+    jobs = [dataclasses.replace(j, cores=pin) for j in jobs]  # their records' class
     todo = [dataclasses.replace(j, final_test_eval=False) for j in sort_jobs(jobs).todo]
-    parallel_ok = bench.one_trial_per_core(hw) if args.parallel == "auto" else {}
-    from harness.machine import cores
-
     est = bench.estimate_fn(args.runs, hw, None)
     sched = bench.Scheduler(
         args.runs,
-        cores(),
+        cpus,
         parallel_ok,
         est,
         time.time() + args.hours * 3600,

@@ -87,9 +87,9 @@ DEFAULT = FactualitySpec(
     direction="max",
     target=0.25,
     guards=(Guard("distinct2_nucleus", ">=", 0.5),),
-    budget_s={"cpu": 150.0, "gpu": 60.0},  # gpu: provisional, not yet measured
+    budget_s={"cpu": 280.0, "gpu": 60.0},  # gpu: provisional, not yet measured
     eval_every_s=20.0,
-    step_hint=700,
+    step_hint=750,  # the steps the cpu budget allows at lm_baseline's speed
     batch_size_hint=32,
     eval_samples=50,
     data="generated: 60 majority people (5 shuffled biographies and 6 QA pairs each) and 100 "
@@ -104,7 +104,12 @@ DEFAULT = FactualitySpec(
         "0.5 (the baseline's is 0.88-0.92). Re-checked 2026-12-02 with the other workloads "
         "(issue 9): lm_baseline reached it at 80.5 and 120.8 s and missed seed 2 (best 0.237; "
         "seeds 0-2), adamw at its defaults peaked at 0.077; target and budget kept (its learning "
-        "rate is 0 after step 700, about 120 s). Details: workloads/factuality/README.md"
+        "rate is 0 after step 700, about 120 s). Details: workloads/factuality/README.md."
+        " Re-set 2026-12-05 under the bench's protocol (issue 19: 10 seeds at the defaults, 1.5x"
+        " budget, one pinned core of cpu-2core, class cpu-1core): budget = the 9th of 10 times"
+        " to target (207.5 s) / 0.75, rounded up to 10 s = 280 s; step_hint = the steps 280 s"
+        " allows at lm_baseline's median speed = 750 (methods' horizon_factor rescaled so their"
+        " schedules keep their steps)."
     ),
 )
 

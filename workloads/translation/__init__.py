@@ -87,10 +87,10 @@ DEFAULT = TranslationSpec(
     metric="bleu_low",
     direction="max",
     target=75.0,
-    guards=(Guard("bleu_high", ">=", 83.0),),
-    budget_s={"cpu": 120.0, "gpu": 60.0},  # gpu: provisional, not yet measured
+    guards=(Guard("bleu_high", ">=", 80.0),),
+    budget_s={"cpu": 170.0, "gpu": 60.0},  # gpu: provisional, not yet measured
     eval_every_s=15.0,
-    step_hint=1500,
+    step_hint=1600,  # the steps the cpu budget allows at temperature_sampling's speed
     batch_size_hint=64,
     eval_samples=100,
     data="generated: 6 target languages in two families (translation/corpus.py, seed 0), "
@@ -106,7 +106,12 @@ DEFAULT = TranslationSpec(
         "evaluation (83.9) less 0.5, rounded down = 83. Re-checked 2026-12-02 with the other "
         "workloads (issue 9): temperature_sampling reached it at 75.2, 75.2, 90.4 s (seeds "
         "0-2), adamw at its defaults stayed at 0.5 BLEU; budget = 4/3 x 90.4 s = 120 s. "
-        "Details: workloads/translation/README.md"
+        "Details: workloads/translation/README.md."
+        " Re-set 2026-12-05 under the bench's protocol (issue 19: 10 seeds at the defaults, 1.5x"
+        " budget, one pinned core of cpu-2core, class cpu-1core): budget = the 9th of 10 times"
+        " to target (120.8 s) / 0.75, rounded up to 10 s = 170 s; step_hint = the steps 170 s"
+        " allows at temperature_sampling's median speed = 1,600; guard re-set to bleu_high >= 80"
+        " (median 83.2 at the target over the 10 seeds, less 3)."
     ),
 )
 
