@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import bench, scoring
+from harness import bench, discovery, scoring
 
 SCHEDULE = bench.looks()
 LEVEL = bench.look_level(len(SCHEDULE))
@@ -186,3 +186,50 @@ if __name__ == "__main__":
         )
     c, *_ = _simulate(1.0, 0.3, 0.5, 20_000, np.random.default_rng(5), miss_budget=12.0)
     print(f"a tie with misses at the budget: wrong calls {np.isin(c, ['a', 'b']).mean():.1%}")
+
+
+def test_the_queue_is_a_staircase_over_looks_and_workloads():
+    """The cheapest workload first; its second look beside the next workload's first, so a
+    bench short of time settles what it can afford instead of leaving every workload half run."""
+    from harness.sweep import Job
+
+    cells = {w: ["s"] for w in ("translation", "ldpc", "snn")}
+    rank = bench.workload_order(cells, "default", "cpu")
+    budgets = {w: discovery.get_spec(w, "default").budget_for("cpu") for w in cells}
+    assert list(rank) == sorted(cells, key=lambda w: (budgets[w], w))
+    jobs = [Job(w, "default", sub, s, 0, 0) for w in cells for s in range(5) for sub in ("a", "b")]
+    ok = dict.fromkeys(cells, True)
+    order = sorted(jobs, key=lambda j: bench.job_priority(j, rank, SCHEDULE, ok))
+    first, second, third = sorted(cells, key=rank.get)
+    seq = [(j.workload, j.study) for j in order]
+    # the first look (studies 0-2) of the cheapest workload, study by study, both methods
+    assert seq[:6] == [(first, s) for s in (0, 0, 1, 1, 2, 2)]
+    # then its second look (studies 3-4) and the next workload's first look, cheaper first
+    assert seq[6:16] == [(first, s) for s in (3, 3, 4, 4)] + [
+        (second, s) for s in (0, 0, 1, 1, 2, 2)
+    ]
+    assert seq[-4:] == [(third, s) for s in (3, 3, 4, 4)]
+    # an unknown workload sorts last rather than failing
+    assert bench.workload_order({"nope": ["s"]}, "default", "cpu") == {"nope": 0}
+
+
+def test_the_report_runs_at_the_lowest_priority_beside_the_trials():
+    import os
+    import sys
+    import threading
+
+    def probe(x):
+        return x, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    value, nice = bench.run_niced(probe, 7)
+    assert value == 7
+    if sys.platform.startswith("linux"):
+        assert nice == 19
+    assert os.getpriority(os.PRIO_PROCESS, 0) == before  # the caller's own is untouched
+
+    def boom():
+        raise ValueError("report failed")
+
+    with pytest.raises(ValueError, match="report failed"):
+        bench.run_niced(boom)
