@@ -19,8 +19,10 @@ reason)`` and stays out of ``trials`` (the benchmark's rule: reported, not ranke
   planned study, so in neither frame; listed in ``CollectResult.adhoc``.
 - a finished record that contradicts its workload's spec or its own evaluations (see
   ``contradictions``): its evaluations are kept, unranked, and each contradiction is named.
-- a failed attempt kept by ``ttr sweep --retry-failed`` (``trial_<t>/failed_attempts/<n>/``):
-  history of a trial that ran again, in neither frame.
+- a failed attempt kept by ``ttr sweep --retry-failed`` (``trial_<t>/failed_attempts/<n>/``),
+  or a record moved aside before its trial ran again (``trial_<t>.contended-<time>``,
+  ``.corrupt-<time>``, ``.interrupted-<time>``: ``sweep.sort_jobs``): history of a trial that
+  ran again, in neither frame and not a problem.
 
 ``write_csv`` writes both frames as CSV; ``export_tensorboard`` writes every run's steps.csv
 and evaluations as TensorBoard scalars (the ``tensorboard`` extra).
@@ -33,6 +35,7 @@ import datetime as _dt
 import importlib.util
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,11 +102,18 @@ class CollectResult:
     adhoc: list[Path] = field(default_factory=list)  # ad-hoc runs: in no frame, never ranked
 
 
+MOVED_ASIDE = re.compile(r"^trial_\d+\.(contended|corrupt|interrupted)-")
+
+
 def find_run_dirs(runs: Path) -> list[Path]:
     """Trial directories in the records layout, plus any other directory holding a run.json."""
     dirs = {p for p in runs.glob("*/*/*/*/study_*/trial_*") if p.is_dir()}
     dirs |= {p.parent for p in runs.rglob(RUN_JSON)}
-    return sorted(d for d in dirs if FAILED_ATTEMPTS not in d.relative_to(runs).parts)
+    return sorted(
+        d
+        for d in dirs
+        if FAILED_ATTEMPTS not in d.relative_to(runs).parts and not MOVED_ASIDE.match(d.name)
+    )
 
 
 def _load_run(d: Path) -> dict[str, Any] | str:

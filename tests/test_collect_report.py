@@ -207,6 +207,20 @@ def test_collect_reports_a_moved_run(tmp_path: Path) -> None:
     assert "but the directory is" in _problem(res.problems, moved)
 
 
+def test_records_moved_aside_for_a_rerun_are_history_not_problems(tmp_path: Path) -> None:
+    """sort_jobs moves a contended, corrupt or interrupted record aside before the trial runs
+    again: kept, in neither frame, and not listed as a problem on every board after."""
+    d = write_trial(tmp_path, "fast", 0, 0, 1.0)
+    for why in ("contended", "corrupt", "interrupted"):
+        shutil.copytree(d, d.with_name(f"{d.name}.{why}-20261206T012618"))
+    res = collect(tmp_path)
+    assert len(res.trials) == 1 and not res.problems
+    # a directory that only looks like one is still checked
+    odd = d.with_name("trial_0.contended")
+    shutil.copytree(d, odd)
+    assert "but the directory is" in _problem(collect(tmp_path).problems, odd)
+
+
 @pytest.fixture(scope="module")
 def report(runs: Path, tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("board")
