@@ -45,13 +45,16 @@ def run(workload: str, steps: int, every: int, variant: str) -> list[dict]:
     if variant == "frozen":
         group = state["opt"].param_groups[1]  # the step sizes' group (int4.init)
         group["initial_lr"] = group["lr"] = 0.0
+        # the schedule scales each group's initial lr: rebuilt, it keeps this one at 0
+        lam = state["sched"].lr_lambdas[0]
+        state["sched"] = torch.optim.lr_scheduler.LambdaLR(state["opt"], lam)
     rows, losses, init_s, t0 = [], [], None, time.perf_counter()
     for i in range(steps):
         batch = int4.data_selection(wl, streams, state, i, data_rng)
         state = int4.update(wl, model, state, batch, {}, i, rng)
         losses.append(float(state["loss"]))
         if init_s is None:  # set by the first call of each layer (the authors' init)
-            init_s = {k: (float(v.s_x), float(v.s_w)) for k, v in state["int4"].items()}
+            init_s = {k: (v.s_x.item(), v.s_w.item()) for k, v in state["int4"].items()}
         if (i + 1) % every == 0:
             with torch.no_grad():
                 lf, lq = [], []
@@ -60,8 +63,8 @@ def run(workload: str, steps: int, every: int, variant: str) -> list[dict]:
                     gen = torch.Generator().manual_seed(9)
                     with int4.int4_layers(model, state["int4"], gen):
                         lq.append(float(wl.training_loss(model, b, i)))
-            rw = sorted(abs(float(v.s_w)) / init_s[k][1] for k, v in state["int4"].items())
-            rx = sorted(abs(float(v.s_x)) / init_s[k][0] for k, v in state["int4"].items())
+            rw = sorted(abs(v.s_w.item()) / init_s[k][1] for k, v in state["int4"].items())
+            rx = sorted(abs(v.s_x.item()) / init_s[k][0] for k, v in state["int4"].items())
             row = {
                 "step": i + 1,
                 "train_loss_last": statistics.fmean(losses[-every:]),
