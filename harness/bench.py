@@ -593,8 +593,8 @@ def run_bench(
     queue: list[Job] = []
     skipped: set[str] = set()
 
-    def busy() -> set[str]:
-        return {j.workload for j in queue} | {r.job.workload for r in sched.running}
+    def busy(q: list[Job]) -> set[str]:  # workloads with a trial queued or running
+        return {j.workload for j in q} | {r.job.workload for r in sched.running}
 
     def done(job: Job, rc: int, wall: float) -> None:
         outcome.failed += rc != 0
@@ -606,24 +606,23 @@ def run_bench(
 
     sched.on_done = done
 
-    def look_over(q: list[Job]) -> bool:  # a workload has no trial queued or running any more
-        return any(w not in {j.workload for j in q} | {r.job.workload for r in sched.running}
-                   for w in running_w)  # fmt: skip
+    def look_over(q: list[Job]) -> bool:  # a workload's look has no trial left
+        return bool(running_w - busy(q))
 
     running_w: set[str] = set()  # workloads with a look in progress
     while True:
         trials = finished_trials(runs, hw, cfg.variant)
-        idle = {w: c for w, c in workload_cells.items() if w not in busy()}
+        idle = {w: c for w, c in workload_cells.items() if w not in busy(queue)}
         # a workload is decided only between its looks, never on a look half run
         outcome.states.update(decide(trials, idle, cfg.variant, level, pairs, schedule[-1]))
-        if running_w - busy():  # a look ended: the board is rewritten, trials running beside
+        if look_over(queue):  # a look ended: the board is rewritten, trials running beside
             try:
                 run_niced(after_look, outcome)
             except KeyboardInterrupt:
                 sched.stop()
                 outcome.interrupted = True
                 return outcome
-        running_w &= busy()
+        running_w &= busy(queue)
         new: list[Job] = []
         for w in idle:
             jobs = look_jobs(runs, {w: idle[w]}, {w: outcome.states[w]}, schedule, cfg.variant,
