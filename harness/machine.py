@@ -417,16 +417,24 @@ class LoadMonitor:
 # -- the verdict -------------------------------------------------------------------------------
 
 
+def _reference_figure(
+    reference: Mapping[str, Any] | None, measured: Mapping[str, Any], key: str
+) -> Any:
+    """The reference figure a probe is compared with: the reference's own, or for a CPU probe
+    pinned to fewer cores than the reference used, the reference's figure for that many cores
+    (None when it has none)."""
+    ref = (reference or {}).get("probe") or {}
+    n = measured.get("cores")
+    if key == "cpu_gflops" and n is not None and n != (reference or {}).get("threads"):
+        return (ref.get("cpu_gflops_by_cores") or {}).get(str(n))
+    return ref.get(key)
+
+
 def probe_slowdown(reference: Mapping[str, Any] | None, measured: Mapping[str, Any]) -> dict:
     """Each probe figure's slowdown against the reference: time ratio - 1 (0.2: 20% slower)."""
-    ref = (reference or {}).get("probe") or {}
     out = {}
     for key in ("cpu_gflops", "gpu_gflops"):
-        r, m = ref.get(key), measured.get(key)
-        n = measured.get("cores")
-        if key == "cpu_gflops" and n is not None and n != (reference or {}).get("threads"):
-            # a trial pinned to fewer cores than the reference used: its own figure, or none
-            r = (ref.get("cpu_gflops_by_cores") or {}).get(str(n))
+        r, m = _reference_figure(reference, measured, key), measured.get(key)
         if isinstance(r, (int, float)) and isinstance(m, (int, float)) and r > 0 and m > 0:
             out[key] = r / m - 1.0
     return out
@@ -452,11 +460,14 @@ def verdict(
             for key, slow in probe_slowdown(reference, measured).items():
                 if slow > slowdown_limit:
                     probe_verdict = "slow"
-                    unit = "GFLOP/s"
+                    cores = measured.get("cores")
+                    per = (f", {cores} core{'s' if cores != 1 else ''}"
+                           if key == "cpu_gflops" and cores is not None else "")  # fmt: skip
                     reasons.append(
                         f"the probe {when} the trial ran {slow:.0%} slower than the "
                         f"{hardware_class} reference ({measured[key]:.1f} vs "
-                        f"{reference['probe'][key]:.1f} {unit}{', GPU' if 'gpu' in key else ''})"
+                        f"{_reference_figure(reference, measured, key):.1f} GFLOP/s"
+                        f"{', GPU' if 'gpu' in key else per})"
                     )
     other = load.get("other_cores_mean")
     if isinstance(other, (int, float)) and other > load_limit:

@@ -32,6 +32,21 @@ def test_verdict_flags_a_probe_more_than_ten_percent_slower():
     assert not ok["contended"] and ok["reason"] is None and ok["probe_verdict"] == "ok"
 
 
+def test_a_pinned_probe_is_compared_with_and_quotes_the_references_per_core_figure():
+    ref = {"threads": 2, "probe": {"cpu_gflops": 200.0, "cpu_gflops_by_cores": {"1": 100.0}}}
+    v = machine.verdict("cpu-2core", ref, {"cpu_gflops": 99.0, "cores": 1},
+                        {"cpu_gflops": 80.0, "cores": 1}, IDLE)  # fmt: skip
+    assert v["contended"]
+    assert v["reason"] == ("the probe after the trial ran 25% slower than the cpu-2core "
+                           "reference (80.0 vs 100.0 GFLOP/s, 1 core)")  # fmt: skip
+    # the same probe on both cores is compared with the two-core figure
+    ok = machine.verdict("cpu-2core", ref, {"cpu_gflops": 195.0, "cores": 2},
+                         {"cpu_gflops": 190.0, "cores": 2}, IDLE)  # fmt: skip
+    assert not ok["contended"]
+    # pinned to a core count the reference never measured: nothing to compare with
+    assert machine.probe_slowdown(ref, {"cpu_gflops": 1.0, "cores": 3}) == {}
+
+
 def test_verdict_without_a_reference_is_unknown_and_the_load_still_counts():
     v = machine.verdict("no-such-class", None, FAST, {"cpu_gflops": 1.0}, IDLE)
     assert not v["contended"] and v["probe_verdict"] == "unknown"
