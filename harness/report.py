@@ -292,9 +292,10 @@ def best_table(board: Board) -> Table:
         f"{_how(board)} P(fastest < runner-up): the confidence that the fastest is faster, "
         "from the paired comparison of study s with study s (the largest level at which the "
         "interval of its speed-up over the runner-up lies above 1; 0 when the paired estimate "
-        "favours the runner-up). Verdict: separated at P >= 0.95; equivalent when the 95% "
-        f"interval of the speed-up lies within [1/{scoring.EQUIVALENCE:g}, "
-        f"{scoring.EQUIVALENCE:g}]; else undecided. Closest: the submission whose best metric "
+        f"favours the runner-up). Verdict, {_level_words(board)}: separated when the interval "
+        "of the speed-up lies above 1; equivalent when it lies within "
+        f"[1/{scoring.EQUIVALENCE:g}, {scoring.EQUIVALENCE:g}]; else undecided. "
+        "Closest: the submission whose best metric "
         "(median over studies of "
         "the best validation value reached, guards not applied) is nearest the target, which "
         "says how close the field came where nobody reached it."
@@ -406,6 +407,17 @@ def _level_words(board: Board) -> str:
     )
 
 
+def _interval_words(board: Board) -> str:
+    """Under the bench a speed-up's interval is its look's interval; over all the looks together
+    such intervals cover at 95% (repeated confidence intervals), which is what the column says."""
+    if board.level == scoring.LEVEL:
+        return ""
+    return (
+        f" (each look's {board.level:.2%} interval, so that it covers at 95% over all the "
+        "bench's looks)"
+    )
+
+
 def _p(x: float) -> str:
     return "–" if not np.isfinite(x) else f"{x:.3f}"
 
@@ -437,7 +449,8 @@ def verdict_table(board: Board) -> Table:
     note = (
         "Fastest = lowest median time to target over studies; the runner-up is the next. "
         "Speed-up = runner-up's time / fastest's, paired study by study (study s gives both "
-        "the same seed), with its interval; P(faster) = the confidence that the fastest is "
+        f"the same seed), with its interval{_interval_words(board)}; P(faster) = the "
+        "confidence that the fastest is "
         f"faster. Verdict, {_level_words(board)}: separated when the interval lies above 1; "
         f"equivalent when it lies within [1/{scoring.EQUIVALENCE:g}, {scoring.EQUIVALENCE:g}]; "
         "else undecided. Studies: the pairs compared (a pair where both missed says nothing "
