@@ -35,7 +35,6 @@ import datetime as _dt
 import importlib.util
 import json
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,9 +101,6 @@ class CollectResult:
     adhoc: list[Path] = field(default_factory=list)  # ad-hoc runs: in no frame, never ranked
 
 
-MOVED_ASIDE = re.compile(r"^trial_\d+\.(contended|corrupt|interrupted)-")
-
-
 def find_run_dirs(runs: Path) -> list[Path]:
     """Trial directories in the records layout, plus any other directory holding a run.json."""
     dirs = {p for p in runs.glob("*/*/*/*/study_*/trial_*") if p.is_dir()}
@@ -112,7 +108,7 @@ def find_run_dirs(runs: Path) -> list[Path]:
     return sorted(
         d
         for d in dirs
-        if FAILED_ATTEMPTS not in d.relative_to(runs).parts and not MOVED_ASIDE.match(d.name)
+        if FAILED_ATTEMPTS not in d.relative_to(runs).parts and not records.is_moved_aside(d)
     )
 
 

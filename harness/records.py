@@ -33,6 +33,7 @@ import functools
 import json
 import os
 import platform
+import re
 import secrets
 import socket
 import subprocess
@@ -52,6 +53,16 @@ EVALS_JSONL = "evals.jsonl"
 LOG_TXT = "log.txt"
 CLAIM_JSON = "claim.json"
 FAILED_ATTEMPTS = "failed_attempts"  # trial_<t>/failed_attempts/<n>/: a failed run retried
+# why a sweep moves a trial's record aside before running it again (trial_<t>.<why>-<time>)
+MOVED_ASIDE_REASONS = ("contended", "corrupt", "interrupted")
+_MOVED_ASIDE = re.compile(rf"^trial_\d+\.({'|'.join(MOVED_ASIDE_REASONS)})-")
+
+
+def is_moved_aside(d: Path) -> bool:
+    """A record moved aside before its trial ran again: history, not a trial of its own."""
+    return bool(_MOVED_ASIDE.match(d.name))
+
+
 FINISHED = ("reached_target", "budget_exhausted", "complete", "censored", "failed")
 UNFINISHED = ("running", "preempted", "interrupted")  # resumable once no live claim holds it
 

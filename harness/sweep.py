@@ -179,6 +179,14 @@ class Split:
     unplanned: list[str] = field(default_factory=list)  # pairs left out of the plan, and why
 
 
+def _move_aside(d: Path, why: str) -> Path:
+    """Move a trial's record to ``trial_<t>.<why>-<time>`` (kept as evidence) and return it."""
+    assert why in records.MOVED_ASIDE_REASONS, why
+    aside = d.with_name(f"{d.name}.{why}-{_stamp()}")
+    _move_contents(d, aside)
+    return aside
+
+
 def _stamp() -> str:
     return _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
 
@@ -250,21 +258,18 @@ def sort_jobs(jobs: list[Job], dry_run: bool = False, retry_failed: bool = False
                     (out.finished if now in records.FINISHED else out.todo).append(job)
                     continue
                 if contended:
-                    aside = d.with_name(f"{d.name}.contended-{_stamp()}")
-                    _move_contents(d, aside)
+                    aside = _move_aside(d, "contended")
                     log.warning("%s: contended record moved aside to %s; rerun", job.label, aside)
                 elif status == "failed":
                     aside = move_failed_aside(d)
                     out.retried.append(job)
                     log.warning("%s: failed record moved to %s; running it again", job.label, aside)
                 elif status == "unreadable":
-                    aside = d.with_name(f"{d.name}.corrupt-{_stamp()}")
-                    _move_contents(d, aside)
+                    aside = _move_aside(d, "corrupt")
                     out.problems.append(f"{run['reason']}: moved aside to {aside}; rerun")
                     log.warning("%s: %s; moved aside to %s", job.label, run["reason"], aside)
                 elif not checkpoint.path_for(d).is_file():
-                    aside = d.with_name(f"{d.name}.interrupted-{_stamp()}")
-                    _move_contents(d, aside)
+                    aside = _move_aside(d, "interrupted")
                     log.warning("%s: unfinished record moved aside to %s", job.label, aside)
         except records.ClaimHeld:  # claimed by another process since we looked
             out.live.append(job)
