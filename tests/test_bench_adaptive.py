@@ -188,27 +188,30 @@ if __name__ == "__main__":
     print(f"a tie with misses at the budget: wrong calls {np.isin(c, ['a', 'b']).mean():.1%}")
 
 
-def test_the_queue_is_a_staircase_over_looks_and_workloads():
-    """The cheapest workload first; its second look beside the next workload's first, so a
-    bench short of time settles what it can afford instead of leaving every workload half run."""
+def test_the_queue_runs_every_first_look_then_a_staircase_over_later_looks():
+    """Every workload's first look before any later look (cheapest workload first), so a bench
+    short of time still puts every workload and paper pair on the board; then the later looks
+    as a staircase, the cheapest workload's next look beside the next one's."""
     from harness.sweep import Job
 
     cells = {w: ["s"] for w in ("translation", "ldpc", "snn")}
     rank = bench.workload_order(cells, "default", "cpu")
     budgets = {w: discovery.get_spec(w, "default").budget_for("cpu") for w in cells}
     assert list(rank) == sorted(cells, key=lambda w: (budgets[w], w))
-    jobs = [Job(w, "default", sub, s, 0, 0) for w in cells for s in range(5) for sub in ("a", "b")]
+    jobs = [Job(w, "default", sub, s, 0, 0) for w in cells for s in range(8) for sub in ("a", "b")]
     ok = dict.fromkeys(cells, True)
     order = sorted(jobs, key=lambda j: bench.job_priority(j, rank, SCHEDULE, ok))
     first, second, third = sorted(cells, key=rank.get)
     seq = [(j.workload, j.study) for j in order]
-    # the first look (studies 0-2) of the cheapest workload, study by study, both methods
-    assert seq[:6] == [(first, s) for s in (0, 0, 1, 1, 2, 2)]
-    # then its second look (studies 3-4) and the next workload's first look, cheaper first
-    assert seq[6:16] == [(first, s) for s in (3, 3, 4, 4)] + [
-        (second, s) for s in (0, 0, 1, 1, 2, 2)
+    # the first looks (studies 0-2) of all three, cheapest first, study by study, both methods
+    assert seq[:18] == [(w, s) for w in (first, second, third) for s in (0, 0, 1, 1, 2, 2)]
+    # then the staircase: the cheapest workload's second look (studies 3-4) alone,
+    assert seq[18:22] == [(first, s) for s in (3, 3, 4, 4)]
+    # its third look (studies 5-7) beside the next workload's second, cheaper first
+    assert seq[22:32] == [(first, s) for s in (5, 5, 6, 6, 7, 7)] + [
+        (second, s) for s in (3, 3, 4, 4)
     ]
-    assert seq[-4:] == [(third, s) for s in (3, 3, 4, 4)]
+    assert seq[-6:] == [(third, s) for s in (5, 5, 6, 6, 7, 7)]
     # an unknown workload sorts last rather than failing
     assert bench.workload_order({"nope": ["s"]}, "default", "cpu") == {"nope": 0}
 
