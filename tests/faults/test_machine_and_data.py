@@ -47,6 +47,26 @@ def test_a_pinned_probe_is_compared_with_and_quotes_the_references_per_core_figu
     assert machine.probe_slowdown(ref, {"cpu_gflops": 1.0, "cores": 3}) == {}
 
 
+def test_the_probe_counts_its_best_round_and_keeps_every_round(monkeypatch):
+    """A blip in one round of the probe does not flag a trial; a slowdown in every round does
+    (the reference is itself the best of its rounds)."""
+    rounds = iter([70.0, 99.0, 96.0, 80.0, 82.0, 79.0])
+    monkeypatch.setattr(machine, "matmul_job", lambda **kw: {"value": next(rounds)})
+    blip, slow = machine.probe(rounds=3), machine.probe(rounds=3)
+    assert blip["cpu_gflops"] == 99.0 and blip["cpu_gflops_rounds"] == [70.0, 99.0, 96.0]
+    assert slow["cpu_gflops"] == 82.0
+    ref = {"threads": blip["cores"], "probe": {"cpu_gflops": 100.0}}  # this many cores
+    assert not machine.verdict("cpu-2core", ref, blip, blip, IDLE)["contended"]
+    v = machine.verdict("cpu-2core", ref, blip, slow, IDLE)
+    assert v["contended"] and "probe after the trial ran 22% slower" in v["reason"]
+
+
+def test_the_real_probe_runs_its_rounds():
+    p = machine.probe(rounds=2)
+    assert len(p["cpu_gflops_rounds"]) == 2 and p["cpu_gflops"] == max(p["cpu_gflops_rounds"]) > 0
+    assert p["cores"] >= 1 and p["probe_s"] > 0
+
+
 def test_verdict_without_a_reference_is_unknown_and_the_load_still_counts():
     v = machine.verdict("no-such-class", None, FAST, {"cpu_gflops": 1.0}, IDLE)
     assert not v["contended"] and v["probe_verdict"] == "unknown"
