@@ -126,7 +126,12 @@ def main(argv: list[str] | None = None) -> int:
             }
             rows.append(r)
 
+    def num(x: float, spec: str, unit: str = "") -> str:
+        return f"{x:{spec}}{unit}" if math.isfinite(x) else "–"
+
     def fmt_n(n: int | None, r: dict, possible: bool) -> str:
+        if r["n_pairs"] < 2:
+            return "– (under 2 pairs: no spread yet)"
         if n is None:
             return f"> {N_MAX:,}" if possible else "never (outside the margin)"
         return f"{n} ({n * r['pair_study_cost_s'] / args.cores / 3600:.1f} h)"
@@ -148,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         lines.append(
             f"| {r['workload']} | {r['kind']} | {r['a']} vs {r['b']} | {r['n_pairs']} "
-            f"| {r['misses_a']}/{r['misses_b']} | {r['speedup']:.2f}x | {r['sd_log']:.2f} "
+            f"| {r['misses_a']}/{r['misses_b']} | {num(r['speedup'], '.2f', 'x')} "
+            f"| {num(r['sd_log'], '.2f')} "
             f"| {fmt_n(r['separate_n'], r, True)} "
             f"| {fmt_n(r['equivalent_n'], r, r['equivalent_possible'])} "
             f"| {r['study_cost_s']:.0f} |"
