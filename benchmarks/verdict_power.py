@@ -60,15 +60,16 @@ def studies_needed(d: float, sd: float, level: float, margin: float | None = Non
     return lo
 
 
-def pair_noise(times, budget, res, key, a: str, b: str, level: float) -> dict:
-    """The paired comparison of a with b and the sd of its per-study log ratios."""
+def pair_noise(times, budget, key, a: str, b: str) -> dict:
+    """A against B study by study, as ``scoring.paired_bounds`` pairs them (a miss at its
+    budget, a pair where both missed left out): the speed-up and the sd of the log ratios."""
     t, bud = times.xs(key, level=scoring.PROBLEM), budget.xs(key, level=scoring.PROBLEM)
     ta, tb = t[a].to_numpy(float), t[b].to_numpy(float)
-    ya = np.log(np.where(np.isinf(ta), bud[a].to_numpy(float), ta))
-    yb = np.log(np.where(np.isinf(tb), bud[b].to_numpy(float), tb))
+    ya = scoring._censored_log(ta, bud[a].to_numpy(float))
+    yb = scoring._censored_log(tb, bud[b].to_numpy(float))
     use = ~np.isnan(ta) & ~np.isnan(tb) & ~(np.isinf(ta) & np.isinf(tb))
     dd = (yb - ya)[use]
-    out = {
+    return {
         "a": a,
         "b": b,
         "n_pairs": int(use.sum()),
@@ -77,7 +78,6 @@ def pair_noise(times, budget, res, key, a: str, b: str, level: float) -> dict:
         "speedup": float(np.exp(dd.mean())) if len(dd) else float("nan"),
         "sd_log": float(dd.std(ddof=1)) if len(dd) > 1 else float("nan"),
     }
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
     src = load(args.board)
     trials = src.trials
-    times, budget, res = scoring.study_times(trials)
+    times, budget, _ = scoring.study_times(trials)
     # trial seconds per study of each cell (its mean over the studies it ran)
     cell_cost = trials.groupby(["workload", "submission"])["device_s"].mean()
     cost = cell_cost.groupby("workload").sum()  # one study of every method of a workload
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         for kind, a, b in comps:
             if a not in times.columns or b not in times.columns:
                 continue
-            r = pair_noise(times, budget, res, key, a, b, args.level)
+            r = pair_noise(times, budget, key, a, b)
             d = math.log(r["speedup"]) if r["speedup"] > 0 else float("nan")
             r |= {
                 "workload": w,
