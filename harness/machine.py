@@ -158,8 +158,8 @@ def probe(device: torch.device | str | None = None, rounds: int = PROBE_ROUNDS) 
     only 6% slower per step (median of 20) than their reruns, some faster. A slowdown that lasts
     (another tenant, a throttled core) slows every round and is still caught; ``cpu_gflops_rounds``
     keeps every round."""
-    t0 = time.perf_counter()
-    cpu = [matmul_job()["value"] for _ in range(max(1, rounds))]
+    t0, rounds = time.perf_counter(), max(1, rounds)
+    cpu = [matmul_job()["value"] for _ in range(rounds)]
     out: dict[str, Any] = {"cpu_gflops": max(cpu), "cpu_gflops_rounds": cpu, "cores": len(cores())}
     device = torch.device(device or "cpu")
     if device.type == "cuda":
