@@ -221,6 +221,17 @@ def test_records_moved_aside_for_a_rerun_are_history_not_problems(tmp_path: Path
     assert "but the directory is" in _problem(collect(tmp_path).problems, odd)
 
 
+def test_a_rerun_not_yet_started_says_so(tmp_path: Path) -> None:
+    """A contended record moved aside, its rerun planned but not started (the bench ran out of
+    time): "left out" names the move, not a run that "never started its record"."""
+    d = write_trial(tmp_path, "fast", 0, 0, 1.0)
+    d.rename(d.with_name(f"{d.name}.contended-20261206T072549"))
+    d.mkdir()  # the rerun's directory, before its record
+    why = _problem(collect(tmp_path).problems, d)
+    assert "moved aside (contended, trial_0.contended-20261206T072549)" in why
+    assert "never started" not in why
+
+
 @pytest.fixture(scope="module")
 def report(runs: Path, tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("board")
