@@ -275,10 +275,12 @@ def best_table(board: Board) -> Table:
         if not np.isfinite(top.time_s):
             rows.append(row + ["none reached", "–", "–", "–", closest, "undecided"])
             continue
+        vd = scoring.verdict(board.trials, (w, v), board.level)  # the pair it compared
+        if vd["fastest"] is not None:
+            top = g.loc[(w, v, vd["fastest"])]
         row += [top.name[2], fmt_interval(top.time_s, top.lo, top.hi)]
-        if len(g) > 1:
-            second = g.iloc[1]
-            vd = scoring.verdict(board.trials, (w, v), board.level)
+        if len(g) > 1 and vd["runner_up"] is not None:
+            second = g.loc[(w, v, vd["runner_up"])]
             row += [
                 f"{second.name[2]}: {fmt_interval(second.time_s, second.lo, second.hi)}",
                 f"{pf[(w, v, top.name[2], second.name[2])]:.2f}",
@@ -607,13 +609,15 @@ def verdicts(board: Board) -> list[Verdict]:
         t = board.trials[(board.trials.workload == w) & (board.trials.variant == v)].iloc[0]
         vd = Verdict(w, v, _target(board.trials, w, v), len(g))
         vd.target_value, vd.direction = float(t["target"]), str(t["direction"])
-        top = g.iloc[0]
-        if np.isfinite(top.time_s):
+        if np.isfinite(g.iloc[0].time_s):
+            # scoring.verdict names the fastest and the runner-up (its order breaks ties of
+            # medians by the closest, so every table names the pair the verdict compared)
+            c = scoring.verdict(board.trials, (w, v), board.level)
+            top = g.loc[(w, v, c["fastest"])] if c["fastest"] is not None else g.iloc[0]
             vd.winner, vd.time_s, vd.lo, vd.hi = top.name[2], top.time_s, top.lo, top.hi
-            if len(g) > 1:
-                vd.runner_up = g.index[1][2]
+            if len(g) > 1 and c["runner_up"] is not None:
+                vd.runner_up = c["runner_up"]
                 vd.p_faster = float(pf[(w, v, vd.winner, vd.runner_up)])
-                c = scoring.verdict(board.trials, (w, v), board.level)
                 vd.verdict = c["verdict"]
                 vd.speedup, vd.speedup_lo, vd.speedup_hi = c["speedup"], c["lo"], c["hi"]
         name = _closest_name(board, w, v)

@@ -475,13 +475,23 @@ def prob_faster_table(trials: pd.DataFrame, level: float = LEVEL) -> pd.DataFram
     return pd.DataFrame(rows, columns=[*cols, "n_censored"])
 
 
+def _finite_mean(x: np.ndarray) -> float:
+    """The mean of the finite values; +inf where there are none (nothing to compare by)."""
+    x = x[np.isfinite(x)]
+    return float(x.mean()) if len(x) else np.inf
+
+
 def verdict(
     trials_or_study_times: pd.DataFrame,
     problem: str | tuple[str, str],
     level: float = LEVEL,
 ) -> dict:
-    """One problem's verdict: the fastest (lowest median time; ties: by name) against the
-    runner-up by ``paired_comparison``, and ``verdict_of`` that comparison.
+    """One problem's verdict: the fastest (lowest median time) against the runner-up by
+    ``paired_comparison``, and ``verdict_of`` that comparison.
+
+    Medians that tie (most often: several methods whose medians miss) are ordered by the share
+    of studies that reached the target, then by the mean log time with misses at the budget,
+    then by name: the runner-up is the closest of the tied methods, not the first by name.
 
     Returns {verdict, fastest, runner_up, speedup, lo, hi, p_faster, n_pairs, n_censored,
     n_studies, method}; with one submission, or none that reached the target, the verdict is
@@ -492,7 +502,10 @@ def verdict(
     key = _problem(times, problem)
     t = times.xs(key, level=PROBLEM).dropna(axis=1, how="all")
     med = t.apply(lambda c: float(np.median(c.dropna().to_numpy())))
-    order = sorted(med.index, key=lambda s: (med[s], s))
+    b = budget.xs(key, level=PROBLEM).reindex(columns=t.columns)
+    reached = np.isfinite(t).sum() / t.notna().sum()
+    clog = {c: _finite_mean(_censored_log(t[c].to_numpy(), b[c].to_numpy())) for c in t}
+    order = sorted(med.index, key=lambda s: (med[s], -reached[s], clog[s], s))
     out = {"verdict": "undecided", "fastest": None, "runner_up": None, "speedup": np.nan,
            "lo": np.nan, "hi": np.nan, "p_faster": np.nan, "n_pairs": 0, "n_censored": 0,
            "n_studies": len(t), "method": PAIRED_METHOD}  # fmt: skip

@@ -287,6 +287,24 @@ def test_paired_comparison_and_verdict_on_a_trials_frame() -> None:
         scoring.paired_comparison(trials, "A", "Z", "w")
 
 
+def test_the_runner_up_among_tied_misses_is_the_closest_not_the_first_by_name() -> None:
+    """Several medians miss (snn on the cpu-1core board): the runner-up is the tied method that
+    reached in the most studies, then the lowest mean log time, not "aa" for its name."""
+    times = {("L", k): [10.0] for k in range(4)}
+    times |= {("aa", k): [INF] for k in range(4)}  # never reached
+    times |= {("zz", k): [t] for k, t in enumerate([12.0, INF, 14.0, INF])}  # 2 of 4
+    times |= {("mm", k): [t] for k, t in enumerate([25.0, INF, INF, INF])}  # 1 of 4
+    trials = make_trials(times).assign(budget_s=30.0)
+    v = scoring.verdict(trials, "w")
+    assert (v["fastest"], v["runner_up"]) == ("L", "zz")
+    # equal shares reached: the lower mean log time (misses at the budget) is the closer
+    times[("mm", 2)] = [20.0]
+    times[("zz", 2)] = [INF]
+    times[("zz", 3)] = [29.0]
+    v = scoring.verdict(make_trials(times).assign(budget_s=30.0), "w")
+    assert v["runner_up"] == "zz"  # mean log of (12, 30, 30, 29) < that of (25, 30, 20, 30)
+
+
 def test_verdict_levels() -> None:
     assert scoring.verdict_of(1.2, 3.0, 0.99) == "separated"
     assert scoring.verdict_of(0.95, 1.08, 0.6) == "equivalent"  # within [1/1.1, 1.1]
