@@ -95,6 +95,7 @@ def _trained_s(run_dir: Path) -> float:
         return 0.0
 
 
+@pytest.mark.slow  # 30-60 s on 2 cores; the default run keeps the sweep-on-SLURM test
 def test_preempted_job_resumes_from_its_checkpoint(slurm_cluster, tmp_path, make_submission):  # noqa: F811
     job, handles, opts = _submit_one(tmp_path, make_submission("idle", IDLE), budget_s=12.0)
     run_dir = job.run_dir(records.hardware_class())
@@ -115,6 +116,7 @@ def test_preempted_job_resumes_from_its_checkpoint(slurm_cluster, tmp_path, make
     assert run["wasted_train_s"] > 0.0  # preempted between checkpoints: some work was redone
 
 
+@pytest.mark.slow  # 30-60 s on 2 cores; the default run keeps the sweep-on-SLURM test
 def test_cancelled_job_is_resumable_and_crashing_submission_fails_alone(
     slurm_cluster,  # noqa: F811
     tmp_path,
