@@ -114,14 +114,12 @@ def find_run_dirs(runs: Path) -> list[Path]:
 
 def _no_record_reason(d: Path) -> str:
     """Why a trial directory has no run.json, in the words a reader of "left out" needs."""
-    aside = sorted(
-        (p for p in d.parent.glob(f"{d.name}.*") if p.is_dir() and records.is_moved_aside(p)),
-        key=lambda p: p.name,
-    )
-    if aside:
-        why = aside[-1].name[len(d.name) + 1 :].split("-", 1)[0]
+    moved = [p for p in d.parent.glob(f"{d.name}.*") if p.is_dir() and records.is_moved_aside(p)]
+    if moved:
+        last = max(moved).name  # trial_<t>.<why>-<time>: the latest move
+        why = last[len(d.name) + 1 :].split("-", 1)[0]
         return (
-            f"no run.json: its earlier attempt was moved aside ({why}, {aside[-1].name}) "
+            f"no run.json: its earlier attempt was moved aside ({why}, {last}) "
             "for a rerun that has not started yet; the next sweep or bench runs it"
         )
     return "no run.json (the run never started its record, or it was deleted)"
